@@ -1,0 +1,69 @@
+package cdc
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// TestUnescape holds the decoder's string unescaping to encoding/json's.
+func TestUnescape(t *testing.T) {
+	for _, lit := range []string{
+		`""`,
+		`"plain"`,
+		`"\" \\ \/ \b \f \n \r \t"`,
+		`"caf\u00e9 \u20AC"`,
+		`"\ud83d\ude00 pair"`,
+		`"\ud800 lone high"`,
+		`"\udc00 lone low"`,
+		`"\ud800\u0041 high then letter"`,
+		`"\ud800\ud800\udc00 high then pair"`,
+		`"end \ud800"`,
+		`"é raw UTF-8"`,
+	} {
+		var want string
+		if err := json.Unmarshal([]byte(lit), &want); err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		s := scanner{b: []byte(lit)}
+		a, b, _, err := s.str()
+		if err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		if got := string(appendUnescaped(nil, s.b[a:b])); got != want {
+			t.Errorf("%s: got %q, want %q", lit, got, want)
+		}
+	}
+}
+
+func TestScannerInt(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"-0", 0, true},
+		{"null", 0, true},
+		{"9223372036854775807", 1<<63 - 1, true},
+		{"-9223372036854775808", -1 << 63, true},
+		{"9223372036854775808", 0, false},
+		{"-9223372036854775809", 0, false},
+		{"99999999999999999999", 0, false},
+		{"1e3", 0, false},
+		{"1.0", 0, false},
+		{"01", 1, false}, // only the 0 is read; the caller then trips on the 1
+		{"-", 0, false},
+		{`"1"`, 0, false},
+		{"true", 0, false},
+	}
+	for _, tt := range tests {
+		s := scanner{b: []byte(tt.in)}
+		got, err := s.int()
+		if tt.ok && (err != nil || got != tt.want) {
+			t.Errorf("int(%s) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+		if !tt.ok && err == nil && s.i == len(s.b) {
+			t.Errorf("int(%s) = %d, nil; want an error", tt.in, got)
+		}
+	}
+}
