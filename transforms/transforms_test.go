@@ -1,0 +1,152 @@
+package transforms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshlet/meshlet/cdc"
+)
+
+type row struct {
+	ID   int    `json:"id"`
+	Name string `json:"name"`
+}
+
+func rowKey(r *row) string { return strconv.Itoa(r.ID) }
+
+func change(op cdc.Op, key, before, after string) *cdc.Change {
+	c := &cdc.Change{Kind: cdc.KindChange, Op: op, CommitTime: time.UnixMilli(1596001099434)}
+	if key != "" {
+		c.Key = json.RawMessage(key)
+	}
+	if before != "" {
+		c.Before = json.RawMessage(before)
+	}
+	if after != "" {
+		c.After = json.RawMessage(after)
+	}
+	return c
+}
+
+func TestProjection(t *testing.T) {
+	f := Typed(Projection(rowKey))
+	tests := []struct {
+		name    string
+		change  *cdc.Change
+		want    []Output
+		wantErr error
+	}{
+		{"insert publishes after", change(cdc.OpCreate, `{"id":1}`, "", `{"id":1,"name":"a"}`),
+			[]Output{{Key: "1", Value: row{1, "a"}}}, nil},
+		{"snapshot read publishes after", change(cdc.OpRead, "", "", `{"id":2,"name":"b"}`),
+			[]Output{{Key: "2", Value: row{2, "b"}}}, nil},
+		{"update publishes after, not before", change(cdc.OpUpdate, "", `{"id":3,"name":"old"}`, `{"id":3,"name":"new"}`),
+			[]Output{{Key: "3", Value: row{3, "new"}}}, nil},
+		{"delete retracts with before", change(cdc.OpDelete, "", `{"id":4,"name":"gone"}`, ""),
+			[]Output{{Key: "4", Deleted: true, Value: row{4, "gone"}}}, nil},
+		{"delete without before retracts by record key", change(cdc.OpDelete, `{"id":5}`, "", ""),
+			[]Output{{Key: "5", Deleted: true, Value: row{ID: 5}}}, nil},
+		{"delete without before or key is refused", change(cdc.OpDelete, "", "", ""), nil, ErrUnsupportedOp},
+		{"truncate is refused", change(cdc.OpTruncate, "", "", ""), nil, ErrUnsupportedOp},
+		{"row of the wrong shape is refused", change(cdc.OpCreate, "", "", `{"id":"x"}`), nil, ErrRowDecode},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := f(context.Background(), tt.change, nil)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d outputs %+v, want %+v", len(got), got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("output %d = %+v, want %+v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestTypedAppendsToCallersSlice(t *testing.T) {
+	f := Typed(Projection(rowKey))
+	out := []Output{{Key: "earlier"}}
+	out, err := f(context.Background(), change(cdc.OpCreate, "", "", `{"id":7,"name":"x"}`), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || out[0].Key != "earlier" || out[1].Key != "7" {
+		t.Fatalf("outputs = %+v, want the earlier one kept and one appended", out)
+	}
+}
+
+func TestTypedPassesValidTimes(t *testing.T) {
+	from, to := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := Typed(func(_ context.Context, c Change[row]) ([]Record[row], error) {
+		if c.CommitTime.UnixMilli() != 1596001099434 {
+			t.Errorf("commit time not passed through: %v", c.CommitTime)
+		}
+		return []Record[row]{{Key: "k", ValidFrom: from, ValidTo: to, Value: *c.After}}, nil
+	})
+	out, err := f(context.Background(), change(cdc.OpCreate, "", "", `{"id":1}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out[0].ValidFrom.Equal(from) || !out[0].ValidTo.Equal(to) {
+		t.Fatalf("valid period = [%v, %v), want [%v, %v)", out[0].ValidFrom, out[0].ValidTo, from, to)
+	}
+}
+
+func TestRecoverTurnsPanicIntoError(t *testing.T) {
+	boom := func(_ context.Context, _ *cdc.Change, out []Output) ([]Output, error) {
+		out = append(out, Output{Key: "half-done"})
+		panic("nil map write")
+	}
+	out, err := Chain(boom, Recover())(context.Background(), change(cdc.OpCreate, "", "", `{}`), []Output{{Key: "kept"}})
+	if !errors.Is(err, ErrPanic) {
+		t.Fatalf("err = %v, want ErrPanic", err)
+	}
+	if len(out) != 1 || out[0].Key != "kept" {
+		t.Fatalf("outputs = %+v, want only the caller's earlier output", out)
+	}
+}
+
+func TestChainOrder(t *testing.T) {
+	var order []string
+	mw := func(name string) Middleware {
+		return func(next Func) Func {
+			return func(ctx context.Context, c *cdc.Change, out []Output) ([]Output, error) {
+				order = append(order, name)
+				return next(ctx, c, out)
+			}
+		}
+	}
+	base := func(_ context.Context, _ *cdc.Change, out []Output) ([]Output, error) {
+		order = append(order, "handler")
+		return out, nil
+	}
+	if _, err := Chain(base, mw("outer"), mw("inner"))(context.Background(), &cdc.Change{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, ","); got != "outer,inner,handler" {
+		t.Fatalf("order = %s, want outer,inner,handler", got)
+	}
+}
+
+func BenchmarkTypedProjection(b *testing.B) {
+	f := Typed(Projection(rowKey))
+	c := change(cdc.OpUpdate, `{"id":3}`, `{"id":3,"name":"old name of the row"}`, `{"id":3,"name":"new name of the row"}`)
+	var out []Output
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if out, err = f(context.Background(), c, out[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
