@@ -1,0 +1,229 @@
+package auditlog
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+	"strings"
+)
+
+// Op of an entry.
+const (
+	OpAssert  byte = 'a' // a record version is asserted (insert/update/correction)
+	OpRetract byte = 'r' // the entity's valid period is closed (delete)
+)
+
+// Provenance says where an entry came from, so an auditor can walk back from
+// the log to the input message and the source database transaction.
+type Provenance struct {
+	Topic          string // input topic
+	Partition      int32
+	Offset         int64  // input offset
+	SourcePosition string // cdc.Position.String(), e.g. "lsn=34078720,txId=601"
+	SchemaID       uint32 // registry id of the payload's writer schema (0 = none)
+}
+
+// Entry is one change-log entry.
+type Entry struct {
+	Seq        uint64 // 1-based, contiguous per log
+	SystemTime int64  // unix microseconds; strictly increasing per log
+	ValidFrom  int64  // unix microseconds
+	ValidTo    int64  // unix microseconds; 0 = open (until further notice)
+	Op         byte
+	Key        []byte // entity key
+	Payload    []byte // the exact bytes published (Confluent wire format: magic 0, 4-byte schema id, Avro body)
+	Prov       Provenance
+	Hash       [32]byte // chain hash; set by Append and by reads, ignored on input
+}
+
+// ErrCorrupt is what every *CorruptError unwraps to.
+var ErrCorrupt = errors.New("change log corrupt")
+
+// CorruptError names the first place where a log stops being trustworthy.
+// It is fatal: nothing is repaired automatically, because a repair could
+// destroy the evidence an auditor needs.
+type CorruptError struct {
+	Dir, Segment string
+	Offset       int64  // byte offset of the frame (or header) in the segment
+	Seq          uint64 // seq of the bad entry, or the expected seq if unreadable
+	Reason       string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("change log corrupt: segment %s offset %d entry seq %d: %s",
+		e.Segment, e.Offset, e.Seq, e.Reason)
+}
+
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+const (
+	segMagic      = "MSHLOG"
+	formatVersion = 1
+	segSuffix     = ".seg"
+	tmpSuffix     = ".tmp"
+	segNameDigits = 20
+
+	headerSize      = 52 // magic 6, version 1, reserved 1, first seq 8, prev hash 32, crc 4
+	frameHeaderSize = 8  // length 4, crc 4
+	hashSize        = 32
+	fixedBodySize   = 8 + 8 + 8 + 8 + 1 + 4 + 8 + 4
+	// Four zero-length variable fields take one uvarint byte each.
+	minFrameLen = fixedBodySize + 4 + hashSize
+	// Readers refuse larger frames, so a flipped length byte can never make
+	// them allocate more than this.
+	maxFrameLen = 64 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func segmentName(firstSeq uint64) string {
+	return fmt.Sprintf("%0*d%s", segNameDigits, firstSeq, segSuffix)
+}
+
+// parseSegmentName accepts only the canonical form, so two names can never
+// claim the same first seq.
+func parseSegmentName(name string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, segSuffix)
+	if !ok || len(digits) != segNameDigits {
+		return 0, false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	return n, err == nil
+}
+
+type segmentHeader struct {
+	firstSeq uint64
+	prev     [32]byte // chain hash of the entry before firstSeq
+}
+
+func (h segmentHeader) encode() [headerSize]byte {
+	var b [headerSize]byte
+	copy(b[0:6], segMagic)
+	b[6] = formatVersion
+	binary.BigEndian.PutUint64(b[8:16], h.firstSeq)
+	copy(b[16:48], h.prev[:])
+	binary.BigEndian.PutUint32(b[48:52], crc32.Checksum(b[:48], castagnoli))
+	return b
+}
+
+// decodeHeader returns a non-empty reason when b is not a valid header.
+func decodeHeader(b []byte) (segmentHeader, string) {
+	var h segmentHeader
+	if string(b[0:6]) != segMagic {
+		return h, fmt.Sprintf("bad segment magic %q", b[0:6])
+	}
+	if b[6] != formatVersion {
+		return h, fmt.Sprintf("unsupported format version %d", b[6])
+	}
+	if got, want := crc32.Checksum(b[:48], castagnoli), binary.BigEndian.Uint32(b[48:52]); got != want {
+		return h, fmt.Sprintf("segment header checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	if b[7] != 0 {
+		return h, fmt.Sprintf("reserved header byte is %d, want 0", b[7])
+	}
+	h.firstSeq = binary.BigEndian.Uint64(b[8:16])
+	copy(h.prev[:], b[16:48])
+	return h, ""
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// frameLen is the value of the frame's length field: body plus stored hash.
+func frameLen(e *Entry) int {
+	return fixedBodySize +
+		uvarintLen(uint64(len(e.Key))) + len(e.Key) +
+		uvarintLen(uint64(len(e.Payload))) + len(e.Payload) +
+		uvarintLen(uint64(len(e.Prov.Topic))) + len(e.Prov.Topic) +
+		uvarintLen(uint64(len(e.Prov.SourcePosition))) + len(e.Prov.SourcePosition) +
+		hashSize
+}
+
+// appendBody encodes every field but Hash. Fixed-width fields come first so
+// a reader can pick the seq out of a frame without decoding it.
+func appendBody(b []byte, e *Entry) []byte {
+	b = binary.BigEndian.AppendUint64(b, e.Seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.SystemTime))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.ValidFrom))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.ValidTo))
+	b = append(b, e.Op)
+	b = binary.BigEndian.AppendUint32(b, uint32(e.Prov.Partition))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Prov.Offset))
+	b = binary.BigEndian.AppendUint32(b, e.Prov.SchemaID)
+	b = binary.AppendUvarint(b, uint64(len(e.Key)))
+	b = append(b, e.Key...)
+	b = binary.AppendUvarint(b, uint64(len(e.Payload)))
+	b = append(b, e.Payload...)
+	b = binary.AppendUvarint(b, uint64(len(e.Prov.Topic)))
+	b = append(b, e.Prov.Topic...)
+	b = binary.AppendUvarint(b, uint64(len(e.Prov.SourcePosition)))
+	b = append(b, e.Prov.SourcePosition...)
+	return b
+}
+
+func knownOp(op byte) bool { return op == OpAssert || op == OpRetract }
+
+// decoder turns frame bodies into entries. It keeps the last topic string
+// because a partition's log nearly always names one topic, and re-using the
+// string saves an allocation per entry.
+type decoder struct {
+	strings bool // materialize Topic and SourcePosition; verification does not need them
+	topic   string
+}
+
+// decode fills e from body (the frame without its stored hash). Key and
+// Payload alias body.
+func (d *decoder) decode(body []byte, e *Entry) string {
+	if len(body) < fixedBodySize {
+		return "entry body too short"
+	}
+	e.Seq = binary.BigEndian.Uint64(body[0:8])
+	e.SystemTime = int64(binary.BigEndian.Uint64(body[8:16]))
+	e.ValidFrom = int64(binary.BigEndian.Uint64(body[16:24]))
+	e.ValidTo = int64(binary.BigEndian.Uint64(body[24:32]))
+	e.Op = body[32]
+	e.Prov.Partition = int32(binary.BigEndian.Uint32(body[33:37]))
+	e.Prov.Offset = int64(binary.BigEndian.Uint64(body[37:45]))
+	e.Prov.SchemaID = binary.BigEndian.Uint32(body[45:49])
+	if !knownOp(e.Op) {
+		return fmt.Sprintf("unknown op 0x%02x", e.Op)
+	}
+	rest := body[fixedBodySize:]
+	var fields [4][]byte
+	for i := range fields {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n > uint64(len(rest)-w) {
+			return "entry field length runs past the frame"
+		}
+		fields[i] = rest[w : w+int(n)]
+		rest = rest[w+int(n):]
+	}
+	if len(rest) != 0 {
+		return fmt.Sprintf("%d unexpected bytes after the entry fields", len(rest))
+	}
+	e.Key, e.Payload = fields[0], fields[1]
+	if d.strings {
+		if string(fields[2]) != d.topic {
+			d.topic = string(fields[2])
+		}
+		e.Prov.Topic = d.topic
+		e.Prov.SourcePosition = string(fields[3])
+	}
+	return ""
+}
+
+func shortHash(h []byte) string { return hex.EncodeToString(h[:2]) + "…" }
