@@ -1,0 +1,5 @@
+// Package ports holds a product's doors to the outside: the Kafka input and
+// output plumbing shared by the runtime and the CLI (client options, topic
+// set-up, dead-letter records, feeding recorded CDC) and, later, the HTTP
+// management ports.
+package ports

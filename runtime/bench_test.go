@@ -1,0 +1,159 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/ports"
+	"github.com/meshlet/meshlet/runtime"
+	"github.com/meshlet/meshlet/schemas"
+	"github.com/meshlet/meshlet/transforms"
+)
+
+// syntheticEvent is a Debezium JSON update as Postgres sends it with
+// schemas.enable=false, for entity id%keys.
+func syntheticEvent(i, keys int) (key, value []byte) {
+	id := 1000 + i%keys
+	key = []byte(`{"id":` + strconv.Itoa(id) + `}`)
+	value = fmt.Appendf(nil, `{"before":{"id":%d,"name":"hammer","description":"16oz carpenter's hammer","weight":1.0},`+
+		`"after":{"id":%d,"name":"hammer","description":"18oz carpenter hammer","weight":%d.5},`+
+		`"source":{"version":"1.2.1.Final","connector":"postgresql","name":"fullfillment","ts_ms":%d,"snapshot":"false",`+
+		`"db":"postgres","schema":"inventory","table":"products","txId":%d,"lsn":%d,"xmin":null},"op":"u","ts_ms":%d,"transaction":null}`,
+		id, id, i%100, 1596010889629+int64(i), 602+i, 34131104+int64(i)*64, 1596010889800+int64(i))
+	return key, value
+}
+
+// benchStack is a kfake broker and registry with n events pre-loaded on a
+// 3-partition input topic.
+func benchStack(b *testing.B, n int) (brokers []string, registry string, p *runtime.Product) {
+	b.Helper()
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(broker.Close)
+	reg, err := schemas.StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { reg.Close() })
+	p, err = runtime.NewProduct(os.DirFS("../examples/inventory"), "product.yaml", transforms.Typed(inventory.Handle))
+	if err != nil {
+		b.Fatal(err)
+	}
+	brokers = broker.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	m := p.Manifest
+	ctx := context.Background()
+	if err := ports.EnsureTopics(ctx, cl, map[string]int32{m.InputPorts[0].Topic: 3, m.OutputPorts[0].Topic: 3, m.DeadLetter.Topic: 1}); err != nil {
+		b.Fatal(err)
+	}
+	errs := make(chan error, 1)
+	for i := range n {
+		k, v := syntheticEvent(i, 10_000)
+		cl.Produce(ctx, &kgo.Record{Topic: m.InputPorts[0].Topic, Key: k, Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	return brokers, reg.URL(), p
+}
+
+// BenchmarkPipeline measures one event through the whole product on kfake:
+// consume, decode, handler, change-log append (fsynced), Avro encode,
+// transactional produce and commit. raw-pipe is the ceiling on the same
+// broker and records: a transactional consume->produce of the bytes as they
+// are, no decode, no encode, no log. Compare ns/op of the two.
+func BenchmarkPipeline(b *testing.B) {
+	b.Run("meshlet", func(b *testing.B) {
+		brokers, registry, p := benchStack(b, b.N)
+		r, err := runtime.Start(context.Background(), p, runtime.Config{
+			Brokers: brokers, RegistryURL: registry, DataDir: b.TempDir(),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		b.ResetTimer()
+		go func() { done <- r.Run(ctx) }()
+		for r.Stats().EventsIn.Load() < int64(b.N) {
+			select {
+			case err := <-done:
+				b.Fatalf("product stopped: %v", err)
+			case <-time.After(time.Millisecond):
+			}
+		}
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		if got := r.Stats().Records.Load(); got != int64(b.N) {
+			b.Fatalf("published %d records for %d events", got, b.N)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		b.ReportMetric(float64(b.N)/float64(r.Stats().Batches.Load()), "events/batch")
+	})
+	b.Run("raw-pipe", func(b *testing.B) {
+		brokers, _, p := benchStack(b, b.N)
+		m := p.Manifest
+		sess, err := kgo.NewGroupTransactSession(
+			kgo.SeedBrokers(brokers...), kgo.ConsumerGroup("raw-pipe"), kgo.ConsumeTopics(m.InputPorts[0].Topic),
+			kgo.TransactionalID("raw-pipe"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.RequireStableFetchOffsets(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer sess.Close()
+		ctx := context.Background()
+		b.ResetTimer()
+		for moved := 0; moved < b.N; {
+			fetches := sess.PollFetches(ctx)
+			if err := fetches.Err0(); err != nil {
+				b.Fatal(err)
+			}
+			if err := sess.Begin(); err != nil {
+				b.Fatal(err)
+			}
+			fetches.EachRecord(func(in *kgo.Record) {
+				sess.Produce(ctx, &kgo.Record{Topic: m.OutputPorts[0].Topic, Key: in.Key, Value: in.Value}, nil)
+			})
+			committed, err := sess.End(ctx, kgo.TryCommit)
+			if err != nil || !committed {
+				b.Fatalf("commit: %v (committed %v)", err, committed)
+			}
+			moved += fetches.NumRecords()
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}

@@ -1,0 +1,369 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/internal/interop"
+	"github.com/meshlet/meshlet/ports"
+	"github.com/meshlet/meshlet/runtime"
+	"github.com/meshlet/meshlet/schemas"
+	"github.com/meshlet/meshlet/transforms"
+)
+
+// stack is a product running on a real kfake broker (TCP) and the embedded
+// registry (HTTP), as `meshlet dev` runs it.
+type stack struct {
+	t        *testing.T
+	brokers  []string
+	registry string
+	dataDir  string
+	product  *runtime.Product
+	runner   *runtime.Runner
+	client   *kgo.Client
+	stop     func() error
+}
+
+// panicID makes the test product's handler panic, to exercise the panic path.
+const panicID = 9999
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	reg, err := schemas.StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+
+	handler := func(ctx context.Context, c transforms.Change[inventory.Row]) ([]transforms.Record[inventory.Product], error) {
+		if c.After != nil && c.After.ID == panicID {
+			var m map[string]int
+			m["boom"]++ // a real bug: write to a nil map
+		}
+		return inventory.Handle(ctx, c)
+	}
+	p, err := runtime.NewProduct(os.DirFS("../examples/inventory"), "product.yaml", transforms.Typed(handler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{t: t, brokers: broker.ListenAddrs(), registry: reg.URL(), dataDir: t.TempDir(), product: p}
+	s.client, err = kgo.NewClient(kgo.SeedBrokers(s.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.client.Close)
+	m := p.Manifest
+	err = ports.EnsureTopics(context.Background(), s.client, map[string]int32{
+		m.InputPorts[0].Topic: 3, m.OutputPorts[0].Topic: 3, m.DeadLetter.Topic: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *stack) run() {
+	s.t.Helper()
+	var err error
+	s.runner, err = runtime.Start(context.Background(), s.product, runtime.Config{
+		Brokers: s.brokers, RegistryURL: s.registry, DataDir: s.dataDir,
+		Logger: slog.New(slog.NewTextHandler(s.t.Output(), nil)),
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.runner.Run(ctx) }()
+	s.stop = sync.OnceValue(func() error { cancel(); return <-done })
+	s.t.Cleanup(func() { s.stop() })
+}
+
+// produce writes records to the input topic and returns them with their
+// partitions and offsets filled in.
+func (s *stack) produce(recs []*kgo.Record) []*kgo.Record {
+	s.t.Helper()
+	if err := s.client.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		s.t.Fatal(err)
+	}
+	return recs
+}
+
+func (s *stack) waitEvents(n int64) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for s.runner.Stats().EventsIn.Load() < n {
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("processed %d of %d events", s.runner.Stats().EventsIn.Load(), n)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// consume reads n committed records of topic.
+func (s *stack) consume(topic string, n int) []*kgo.Record {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for len(recs) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			s.t.Fatalf("read %d of %d records from %s", len(recs), n, topic)
+		}
+		recs = append(recs, fs.Records()...)
+	}
+	return recs
+}
+
+func recorded(t *testing.T, topic string) []*kgo.Record {
+	t.Helper()
+	recs, err := ports.RecordedCDC(bytes.NewReader(inventory.RecordedCDC()), "recorded", topic, inventory.KeyFields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// product is one decoded output event.
+type product struct {
+	ID      int32
+	Name    string
+	Weight  float64
+	Deleted bool
+}
+
+// The recorded Postgres capture: ids 101-109 snapshotted, 106 and 107
+// updated, 110 and 111 inserted and updated, 111 deleted. Read off the
+// sample file by hand.
+var wantFinal = map[string]product{
+	"101": {101, "scooter", 3.14, false},
+	"102": {102, "car battery", 8.1, false},
+	"103": {103, "12-pack drill bits", 0.8, false},
+	"104": {104, "hammer", 0.75, false},
+	"105": {105, "hammer", 0.875, false},
+	"106": {106, "hammer", 1.0, false},
+	"107": {107, "rocks", 5.1, false},
+	"108": {108, "jacket", 0.1, false},
+	"109": {109, "spare tire", 22.2, false},
+	"110": {110, "jacket", 0.5, false},
+}
+
+func deref(f *float64) float64 {
+	if f == nil {
+		return -1 // no weight; no expected row has -1
+	}
+	return *f
+}
+
+func TestEndToEnd(t *testing.T) {
+	s := startStack(t)
+	m := s.product.Manifest
+	inTopic, outTopic := m.InputPorts[0].Topic, m.OutputPorts[0].Topic
+	good := s.produce(recorded(t, inTopic))
+
+	// Bad input of every class, each with a key so it lands on a known partition.
+	bad := s.produce([]*kgo.Record{
+		{Topic: inTopic, Key: []byte(`{"id":1}`), Value: []byte(`{"before":null,"after":{"id":1`)},
+		{Topic: inTopic, Key: []byte(`{"id":2}`), Value: []byte(`{"before":null,"after":{"id":2,"name":"x","weight":1},"source":{"ts_ms":1},"op":"x"}`)},
+		{Topic: inTopic, Key: []byte(`{"id":3}`), Value: []byte(`{"before":null,"after":{"id":"three","name":"x","weight":1},"source":{"ts_ms":1},"op":"c"}`)},
+		{Topic: inTopic, Key: []byte(`{"id":4}`), Value: []byte(`{"before":null,"after":null,"source":{"ts_ms":1,"schema":"inventory","table":"products"},"op":"t"}`)},
+		{Topic: inTopic, Key: []byte(`{"id":9999}`), Value: []byte(`{"before":null,"after":{"id":9999,"name":"x","weight":1},"source":{"ts_ms":1},"op":"c"}`)},
+	})
+	wantClass := []string{"malformed", "malformed", "handler", "handler", "panic"}
+	// A tombstone follows a delete on a compacted topic: recognised, skipped.
+	tomb := s.produce([]*kgo.Record{{Topic: inTopic, Key: []byte(`{"id":111}`), Value: nil}})
+
+	s.run()
+	total := int64(len(good) + len(bad) + len(tomb))
+	s.waitEvents(total)
+	st := s.runner.Stats()
+	if st.Records.Load() != int64(len(good)) || st.DeadLetters.Load() != int64(len(bad)) || st.Skipped.Load() != 1 {
+		t.Fatalf("stats: records %d, dead letters %d, skipped %d; want %d, %d, 1",
+			st.Records.Load(), st.DeadLetters.Load(), st.Skipped.Load(), len(good), len(bad))
+	}
+
+	t.Run("output folds to the source table", func(t *testing.T) {
+		out := s.consume(outTopic, len(good))
+		reg, err := schemas.NewRegistry([]string{s.registry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		final := map[string]product{}
+		versions := map[string][]product{}
+		for _, rec := range out {
+			var row inventory.Product
+			id, meta, err := reg.Decode(context.Background(), rec.Value, &row)
+			if err != nil {
+				t.Fatalf("decode %d@%d: %v", rec.Partition, rec.Offset, err)
+			}
+			if id != s.runner.SchemaID() {
+				t.Errorf("event %d@%d carries schema id %d, want the registered %d", rec.Partition, rec.Offset, id, s.runner.SchemaID())
+			}
+			p := product{row.ID, row.Name, deref(row.WeightKg), meta.Deleted}
+			versions[string(rec.Key)] = append(versions[string(rec.Key)], p)
+			if meta.Deleted {
+				delete(final, string(rec.Key))
+			} else {
+				final[string(rec.Key)] = p
+			}
+		}
+		if len(final) != len(wantFinal) {
+			t.Errorf("final table has %d rows, want %d", len(final), len(wantFinal))
+		}
+		for key, want := range wantFinal {
+			if got := final[key]; got != want {
+				t.Errorf("row %s = %+v, want %+v", key, got, want)
+			}
+		}
+		// Per-key order: the versions of 111 in the order the source wrote them.
+		want111 := []product{{111, "scooter", 5.18, false}, {111, "scooter", 5.17, false}, {111, "scooter", 5.17, true}}
+		if !slices.Equal(versions["111"], want111) {
+			t.Errorf("versions of 111 = %+v, want %+v", versions["111"], want111)
+		}
+	})
+
+	t.Run("dead letters name class and origin", func(t *testing.T) {
+		dlq := s.consume(m.DeadLetter.Topic, len(bad))
+		byOffset := map[string]*kgo.Record{}
+		for _, r := range dlq {
+			byOffset[ports.Header(r, ports.HeaderOriginPartition)+"@"+ports.Header(r, ports.HeaderOriginOffset)] = r
+		}
+		for i, in := range bad {
+			at := fmt.Sprintf("%d@%d", in.Partition, in.Offset)
+			d, ok := byOffset[at]
+			if !ok {
+				t.Errorf("bad event %d (%s) is not in the dead-letter topic", i, at)
+				continue
+			}
+			if got := ports.Header(d, ports.HeaderErrorClass); got != wantClass[i] {
+				t.Errorf("bad event %d: class %q, want %q (message %q)", i, got, wantClass[i], ports.Header(d, ports.HeaderErrorMessage))
+			}
+			if ports.Header(d, ports.HeaderOriginTopic) != inTopic || ports.Header(d, ports.HeaderErrorMessage) == "" ||
+				ports.Header(d, ports.HeaderProduct) != m.ID {
+				t.Errorf("bad event %d: headers %v", i, d.Headers)
+			}
+			if !bytes.Equal(d.Value, in.Value) || !bytes.Equal(d.Key, in.Key) {
+				t.Errorf("bad event %d: dead letter does not keep the original key and value", i)
+			}
+		}
+	})
+
+	t.Run("change log matches the output record for record", func(t *testing.T) {
+		out := s.consume(outTopic, len(good))
+		published := map[string]int{}
+		for _, r := range out {
+			published[string(r.Key)+"\x00"+string(r.Value)]++
+		}
+		if err := s.stop(); err != nil {
+			t.Fatal(err)
+		}
+		reports, err := auditlog.VerifyTree(filepath.Join(s.dataDir, "changelog"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var entries int
+		for _, rep := range reports {
+			l, err := auditlog.Open(rep.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			part := filepath.Base(rep.Dir)
+			var lastSys int64
+			err = l.Scan(1, func(e *auditlog.Entry) error {
+				entries++
+				k := string(e.Key) + "\x00" + string(e.Payload)
+				if published[k] == 0 {
+					return fmt.Errorf("%s seq %d: entry for key %s is not on the output topic", part, e.Seq, e.Key)
+				}
+				published[k]--
+				if e.SystemTime <= lastSys {
+					return fmt.Errorf("%s seq %d: system time %d not after %d", part, e.Seq, e.SystemTime, lastSys)
+				}
+				lastSys = e.SystemTime
+				if want := inTopic + "-" + strconv.Itoa(int(e.Prov.Partition)); want != part || e.Prov.SchemaID != uint32(s.runner.SchemaID()) || e.Prov.SourcePosition == "" {
+					return fmt.Errorf("%s seq %d: provenance %+v", part, e.Seq, e.Prov)
+				}
+				return nil
+			})
+			l.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if entries != len(good) {
+			t.Fatalf("change logs hold %d entries, want %d", entries, len(good))
+		}
+	})
+
+	t.Run("a third-party consumer decodes every event", func(t *testing.T) {
+		if err := interop.NodeAvailable(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		events, err := interop.ConsumeKafkaJS(ctx, s.brokers[0], outTopic, s.registry, len(good))
+		if err != nil {
+			t.Fatal(err)
+		}
+		final := map[string]product{}
+		for _, e := range events {
+			if e.SchemaID != s.runner.SchemaID() {
+				t.Errorf("kafkajs saw schema id %d, want %d", e.SchemaID, s.runner.SchemaID())
+			}
+			js, _ := json.Marshal(e.Value)
+			var v struct {
+				ID      int32    `json:"id"`
+				Name    string   `json:"name"`
+				Weight  *float64 `json:"weight_kg"`
+				Deleted bool     `json:"_deleted"`
+				Valid   int64    `json:"_valid_from"`
+				System  int64    `json:"_system_from"`
+			}
+			if err := json.Unmarshal(js, &v); err != nil {
+				t.Fatalf("event %s: %v", js, err)
+			}
+			if v.Valid < time.Date(2020, 7, 29, 0, 0, 0, 0, time.UTC).UnixMicro() || v.System <= v.Valid {
+				t.Errorf("event %s: implausible times", js)
+			}
+			if v.Deleted {
+				delete(final, e.Key)
+			} else {
+				final[e.Key] = product{v.ID, v.Name, deref(v.Weight), false}
+			}
+		}
+		for key, want := range wantFinal {
+			if got := final[key]; got != want {
+				t.Errorf("kafkajs: row %s = %+v, want %+v", key, got, want)
+			}
+		}
+	})
+}

@@ -1,0 +1,263 @@
+package runtime
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/meshlet/meshlet/cdc"
+)
+
+// Manifest is a product.yaml: the product's identity and ports, shaped after
+// the Open Data Product Standard (ODPS) v1.
+type Manifest struct {
+	APIVersion  string       `yaml:"apiVersion"`
+	Kind        string       `yaml:"kind"`
+	ID          string       `yaml:"id"`
+	Name        string       `yaml:"name"`
+	Version     string       `yaml:"version"`
+	Status      string       `yaml:"status"`
+	Domain      string       `yaml:"domain"`
+	Description string       `yaml:"description"`
+	Team        Team         `yaml:"team"`
+	InputPorts  []InputPort  `yaml:"inputPorts"`
+	OutputPorts []OutputPort `yaml:"outputPorts"`
+	DeadLetter  DeadLetter   `yaml:"deadLetter"`
+
+	file string // where it was read from, for error messages
+}
+
+// Team owns the product.
+type Team struct {
+	Name  string `yaml:"name"`
+	Email string `yaml:"email"`
+}
+
+// InputPort is a CDC topic the product consumes.
+type InputPort struct {
+	Name   string `yaml:"name"`
+	Topic  string `yaml:"topic"`
+	Format string `yaml:"format"`
+}
+
+// OutputPort is a topic the product publishes versioned Avro events to.
+type OutputPort struct {
+	Name          string `yaml:"name"`
+	Version       string `yaml:"version"`
+	Topic         string `yaml:"topic"`
+	Subject       string `yaml:"subject"`       // default: <topic>-value (TopicNameStrategy)
+	Schema        string `yaml:"schema"`        // .avsc path, relative to the manifest
+	Compatibility string `yaml:"compatibility"` // default BACKWARD
+}
+
+// DeadLetter is where events that cannot be processed go, with the reason.
+type DeadLetter struct {
+	Topic string `yaml:"topic"` // default: <first output topic>.dlq
+}
+
+// ManifestError is one thing wrong in a manifest: where, what, and what would
+// be right.
+type ManifestError struct {
+	File  string
+	Line  int // 0 when the field is absent
+	Field string
+	Msg   string
+}
+
+func (e *ManifestError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+}
+
+// LoadManifest reads and validates a manifest from fsys. Every problem found
+// is reported, each as a *ManifestError, joined into one error.
+func LoadManifest(fsys fs.FS, path string) (*Manifest, error) {
+	data, err := fs.ReadFile(fsys, path)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	return ParseManifest(path, data)
+}
+
+// ParseManifest decodes and validates manifest text; file names it in errors.
+func ParseManifest(file string, data []byte) (*Manifest, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: not valid YAML: %w", file, err)
+	}
+	m := &Manifest{file: file}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(m); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	m.applyDefaults()
+	v := validator{file: file, root: &root}
+	m.validate(&v)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	return m, nil
+}
+
+// File is the path the manifest was read from.
+func (m *Manifest) File() string { return m.file }
+
+// Every default of a manifest is set here, in one place.
+func (m *Manifest) applyDefaults() {
+	if m.Kind == "" {
+		m.Kind = "DataProduct"
+	}
+	for i := range m.OutputPorts {
+		p := &m.OutputPorts[i]
+		if p.Subject == "" && p.Topic != "" {
+			p.Subject = p.Topic + "-value"
+		}
+		if p.Compatibility == "" {
+			p.Compatibility = "BACKWARD"
+		}
+	}
+	if m.DeadLetter.Topic == "" && len(m.OutputPorts) > 0 && m.OutputPorts[0].Topic != "" {
+		m.DeadLetter.Topic = m.OutputPorts[0].Topic + ".dlq"
+	}
+}
+
+var (
+	urnPattern   = regexp.MustCompile(`^urn:[a-z0-9][a-z0-9-]{0,31}:[^\s]+$`)
+	topicPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+)
+
+func (m *Manifest) validate(v *validator) {
+	if m.APIVersion != "v1.0.0" {
+		v.fail("apiVersion", "is %q; Meshlet reads ODPS manifests: write apiVersion: v1.0.0", m.APIVersion)
+	}
+	if m.Kind != "DataProduct" {
+		v.fail("kind", "is %q; write kind: DataProduct", m.Kind)
+	}
+	if !urnPattern.MatchString(m.ID) {
+		v.fail("id", "is %q; want a URN such as urn:dataproduct:inventory:products", m.ID)
+	}
+	if m.Name == "" {
+		v.fail("name", "is missing; give the product a human-readable name")
+	}
+	if m.Domain == "" {
+		v.fail("domain", "is missing; name the business domain that owns the product, e.g. inventory")
+	}
+	if len(m.InputPorts) == 0 {
+		v.fail("inputPorts", "is empty; a product needs at least one input port with a topic and a format")
+	}
+	for i, p := range m.InputPorts {
+		at := fmt.Sprintf("inputPorts[%d]", i)
+		if p.Name == "" {
+			v.fail(at+".name", "is missing; name the port, e.g. products-cdc")
+		}
+		if !topicPattern.MatchString(p.Topic) {
+			v.fail(at+".topic", "is %q; want a Kafka topic name (letters, digits, '.', '_', '-')", p.Topic)
+		}
+		if !slices.Contains(cdc.Formats(), p.Format) {
+			v.fail(at+".format", "is %q; known formats: %s", p.Format, strings.Join(cdc.Formats(), ", "))
+		}
+	}
+	switch {
+	case len(m.OutputPorts) == 0:
+		v.fail("outputPorts", "is empty; a product publishes through exactly one output port")
+	case len(m.OutputPorts) > 1:
+		v.fail("outputPorts", "has %d ports; this version of Meshlet runs one output port per product", len(m.OutputPorts))
+	}
+	for i, p := range m.OutputPorts {
+		at := fmt.Sprintf("outputPorts[%d]", i)
+		if p.Name == "" {
+			v.fail(at+".name", "is missing; name the port, e.g. products")
+		}
+		if !topicPattern.MatchString(p.Topic) {
+			v.fail(at+".topic", "is %q; want a Kafka topic name (letters, digits, '.', '_', '-')", p.Topic)
+		}
+		if !strings.HasSuffix(p.Schema, ".avsc") {
+			v.fail(at+".schema", "is %q; want the path of an Avro schema file (.avsc) relative to the manifest", p.Schema)
+		}
+		if p.Compatibility != "BACKWARD" {
+			v.fail(at+".compatibility", "is %q; this version of Meshlet checks BACKWARD only", p.Compatibility)
+		}
+	}
+	if !topicPattern.MatchString(m.DeadLetter.Topic) {
+		v.fail("deadLetter.topic", "is %q; want a Kafka topic name", m.DeadLetter.Topic)
+	}
+	for i, in := range m.InputPorts {
+		for _, out := range append([]string{m.DeadLetter.Topic}, outputTopics(m)...) {
+			if in.Topic == out {
+				v.fail(fmt.Sprintf("inputPorts[%d].topic", i), "%q is also written by this product; reading your own output would loop", in.Topic)
+			}
+		}
+	}
+}
+
+func outputTopics(m *Manifest) []string {
+	var ts []string
+	for _, p := range m.OutputPorts {
+		ts = append(ts, p.Topic)
+	}
+	return ts
+}
+
+// validator collects errors and finds the line of each field in the YAML tree.
+type validator struct {
+	file string
+	root *yaml.Node
+	errs []error
+}
+
+func (v *validator) fail(field, format string, args ...any) {
+	v.errs = append(v.errs, &ManifestError{File: v.file, Line: lineOf(v.root, field), Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// lineOf finds the line of a dotted path such as "outputPorts[0].schema", or
+// of its nearest present parent; 0 if nothing of it is present.
+func lineOf(root *yaml.Node, path string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, part := range strings.Split(path, ".") {
+		name, idx := part, -1
+		if i := strings.IndexByte(part, '['); i >= 0 {
+			name = part[:i]
+			idx, _ = strconv.Atoi(strings.TrimSuffix(part[i+1:], "]"))
+		}
+		next := mappingValue(n, name)
+		if next == nil {
+			return line
+		}
+		line, n = next.Line, next
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return line
+			}
+			n = n.Content[idx]
+			line = n.Line
+		}
+	}
+	return line
+}
+
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}

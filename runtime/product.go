@@ -1,0 +1,56 @@
+package runtime
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+
+	"github.com/meshlet/meshlet/schemas"
+	"github.com/meshlet/meshlet/transforms"
+)
+
+// Product is a data product ready to run: its manifest, the files the
+// manifest refers to, and its handler.
+type Product struct {
+	Manifest *Manifest
+	Handler  transforms.Func
+	fsys     fs.FS
+}
+
+// NewProduct loads the manifest at manifestPath in fsys (schema paths resolve
+// relative to it) and pairs it with the handler.
+func NewProduct(fsys fs.FS, manifestPath string, h transforms.Func) (*Product, error) {
+	m, err := LoadManifest(fsys, manifestPath)
+	if err != nil {
+		return nil, err
+	}
+	return &Product{Manifest: m, Handler: h, fsys: fsys}, nil
+}
+
+// OutputSchema loads the output port's .avsc.
+func (p *Product) OutputSchema() (*schemas.Schema, error) {
+	port := p.Manifest.OutputPorts[0]
+	file := path.Join(path.Dir(p.Manifest.file), port.Schema)
+	text, err := fs.ReadFile(p.fsys, file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: outputPorts[0].schema: %w", p.Manifest.file, err)
+	}
+	return schemas.Parse(file, string(text))
+}
+
+// Config is how a product runs: where Kafka, the registry and the change log
+// are. The zero value of every optional field is a working default, set in
+// withDefaults.
+type Config struct {
+	Brokers     []string
+	RegistryURL string
+	DataDir     string // change logs live under DataDir/changelog
+
+	Group    string // consumer group; default: the product id
+	Instance string // stable per replica, part of the transactional id; default "0"
+
+	Logger *slog.Logger
+	// Now returns the current time in unix microseconds; tests pin it.
+	Now func() int64
+}
