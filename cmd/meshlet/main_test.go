@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// meshletBin is the meshlet binary built once for these tests, so they run
+// the command exactly as a user does.
+var meshletBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "meshlet-bin-")
+	if err != nil {
+		panic(err)
+	}
+	meshletBin = filepath.Join(dir, "meshlet")
+	if out, err := exec.Command("go", "build", "-o", meshletBin, ".").CombinedOutput(); err != nil {
+		panic("build meshlet: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func meshlet(t *testing.T, args ...string) (stdout, stderr string, exitCode int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(meshletBin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out.String(), errb.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), 0
+}
+
+func TestDevOncePrintsSummary(t *testing.T) {
+	data := t.TempDir()
+	out, errOut, code := meshlet(t, "dev", "--once", "--data", data)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		`kafka     127\.0\.0\.1:\d+`,
+		`registry  http://127\.0\.0\.1:\d+`,
+		`fed 16 recorded Debezium events into dbserver1\.inventory\.products`,
+		`events in\s+16 \(0 tombstones/heartbeats skipped\)`,
+		`records out\s+16 \(schema id \d+\)`,
+		`dead letters\s+0`,
+		`change-log entries 16 in 3 log\(s\)`,
+		`chain\s+verified`,
+		`16 events on inventory\.products\.v1, decoded back through the registry`,
+		`111\s+true\s+2020-07-29T08:23:08\.168000Z`, // the delete of 111, at its source commit time
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The logs the run left behind verify from the command line too.
+	vout, verr, code := meshlet(t, "audit", "verify", filepath.Join(data, "changelog"))
+	if code != 0 || !strings.Contains(vout, "verified 3 change log(s)") {
+		t.Fatalf("audit verify: exit %d\n%s%s", code, vout, verr)
+	}
+
+	// Flip one byte inside an entry's body: verify must fail and name it.
+	segs, _ := filepath.Glob(filepath.Join(data, "changelog", "*", "*.seg"))
+	if len(segs) == 0 {
+		t.Fatal("no segment files")
+	}
+	seg := segs[0]
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-40] ^= 0x01 // inside the last frame, before its stored hash
+	if err := os.WriteFile(seg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vout, verr, code = meshlet(t, "audit", "verify", filepath.Join(data, "changelog"))
+	if code != 1 {
+		t.Fatalf("audit verify after a flipped byte: exit %d, want 1\n%s%s", code, vout, verr)
+	}
+	name := filepath.Base(seg)
+	if !regexp.MustCompile(`change log corrupt: segment ` + regexp.QuoteMeta(name) + ` offset \d+ entry seq \d+: `).MatchString(verr) {
+		t.Fatalf("error does not name the segment, offset and entry:\n%s", verr)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	_, errOut, code := meshlet(t)
+	if code != 2 || !strings.Contains(errOut, "meshlet dev") {
+		t.Fatalf("no args: exit %d, stderr:\n%s", code, errOut)
+	}
+	_, errOut, code = meshlet(t, "frobnicate")
+	if code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Fatalf("unknown command: exit %d, stderr:\n%s", code, errOut)
+	}
+	_, errOut, code = meshlet(t, "audit", "verify")
+	if code != 2 || !strings.Contains(errOut, "Usage: meshlet audit verify DIR") {
+		t.Fatalf("verify without DIR: exit %d, stderr:\n%s", code, errOut)
+	}
+	_, errOut, code = meshlet(t, "audit", "verify", t.TempDir())
+	if code != 1 || !strings.Contains(errOut, "no change log under") {
+		t.Fatalf("verify of an empty dir: exit %d, stderr:\n%s", code, errOut)
+	}
+}
