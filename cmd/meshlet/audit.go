@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -9,13 +10,13 @@ import (
 	"github.com/meshlet/meshlet/auditlog"
 )
 
-func cmdAudit(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, "Usage: meshlet audit verify DIR")
-		return errUsage
-	}
+func init() {
+	register(command{name: "audit verify", synopsis: "DIR  walk the hash chain of every change log under DIR", run: cmdAuditVerify})
+}
+
+func cmdAuditVerify(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit verify", "audit verify DIR\n\nWalks every change log under DIR: frames, checksums, sequence and hash chain.\nExits 1 naming the first bad entry.", stderr)
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

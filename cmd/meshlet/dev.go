@@ -35,6 +35,10 @@ type devOptions struct {
 	timeout      time.Duration
 }
 
+func init() {
+	register(command{name: "dev", synopsis: "run the example product on an embedded Kafka and registry, with recorded CDC", run: cmdDev})
+}
+
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o devOptions
 	fs := newFlags("dev", "dev [flags]\n\nRuns the example product on an embedded Kafka broker (kfake) and schema registry,\nfeeds it recorded Debezium CDC, prints what happened, and serves until Ctrl-C.", stderr)

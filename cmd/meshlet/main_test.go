@@ -97,12 +97,17 @@ func TestDevOncePrintsSummary(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	_, errOut, code := meshlet(t)
-	if code != 2 || !strings.Contains(errOut, "meshlet dev") {
+	if code != 2 || !regexp.MustCompile(`(?m)^  dev\s+run the example product`).MatchString(errOut) ||
+		!regexp.MustCompile(`(?m)^  audit verify\s+DIR`).MatchString(errOut) {
 		t.Fatalf("no args: exit %d, stderr:\n%s", code, errOut)
 	}
 	_, errOut, code = meshlet(t, "frobnicate")
 	if code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
 		t.Fatalf("unknown command: exit %d, stderr:\n%s", code, errOut)
+	}
+	_, errOut, code = meshlet(t, "audit")
+	if code != 2 || !strings.Contains(errOut, "Usage: meshlet audit verify DIR") {
+		t.Fatalf("audit alone: exit %d, stderr:\n%s", code, errOut)
 	}
 	_, errOut, code = meshlet(t, "audit", "verify")
 	if code != 2 || !strings.Contains(errOut, "Usage: meshlet audit verify DIR") {

@@ -10,6 +10,10 @@ import (
 	"github.com/meshlet/meshlet/runtime"
 )
 
+func init() {
+	register(command{name: "run", synopsis: "run the example product against a real Kafka cluster and registry", run: cmdRun})
+}
+
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", "run [flags]\n\nRuns the example product against a real Kafka cluster and schema registry\n(for instance the stack in docker-compose.yml) until Ctrl-C.", stderr)
 	brokers := fs.String("brokers", "localhost:9092", "comma-separated Kafka bootstrap brokers")
