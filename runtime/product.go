@@ -47,6 +47,8 @@ type Config struct {
 	RegistryURL string
 	DataDir     string // change logs live under DataDir/changelog
 
+	Delivery Delivery // default ExactlyOnce
+
 	Group    string // consumer group; default: the product id
 	Instance string // stable per replica, part of the transactional id; default "0"
 

@@ -37,7 +37,7 @@ type Runner struct {
 	cfg     Config
 	log     *slog.Logger
 
-	sess     *kgo.GroupTransactSession
+	sess     session
 	encoder  *schemas.Encoder
 	schemaID int
 	decoders map[string]cdc.Decoder // by input topic
@@ -82,20 +82,30 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 	for _, in := range p.Manifest.InputPorts {
 		topics = append(topics, in.Topic)
 	}
-	sess, err := kgo.NewGroupTransactSession(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(topics...),
-		kgo.TransactionalID(transactionalID(p.Manifest.ID, cfg.Instance)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.WithLogger(kslog{r.log}),
-	)
+	}
+	if cfg.Delivery == AtLeastOnce {
+		cl, err := kgo.NewClient(append(opts, kgo.DisableAutoCommit())...)
+		if err != nil {
+			return nil, fmt.Errorf("kafka client: %w", err)
+		}
+		r.sess = plainSession{cl}
+		return r, nil
+	}
+	sess, err := kgo.NewGroupTransactSession(append(opts,
+		kgo.TransactionalID(transactionalID(p.Manifest.ID, cfg.Instance)),
+		kgo.RequireStableFetchOffsets(),
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka session: %w", err)
 	}
-	r.sess = sess
+	r.sess = txnSession{sess}
 	return r, nil
 }
 
@@ -165,7 +175,7 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) error {
 		}
 	})
 	if procErr != nil {
-		_, _ = r.sess.End(ctx, kgo.TryAbort)
+		_, _ = r.sess.End(ctx, false)
 		return procErr
 	}
 
@@ -178,11 +188,7 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) error {
 			}
 		})
 	}
-	try := kgo.TryCommit
-	if produceErr.Load() != nil {
-		try = kgo.TryAbort
-	}
-	committed, err := r.sess.End(ctx, try)
+	committed, err := r.sess.End(ctx, produceErr.Load() == nil)
 	if err != nil {
 		return fmt.Errorf("end transaction: %w", err)
 	}
