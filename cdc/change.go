@@ -24,21 +24,25 @@ func (o Op) String() string { return string(rune(o)) }
 type Kind uint8
 
 const (
-	KindChange    Kind = iota // a row change; Op says which
-	KindTombstone             // a Kafka record with a null value that follows a delete, for log compaction
-	KindHeartbeat             // a connector heartbeat; carries a source position but no row
+	KindChange       Kind = iota // a row change; Op says which
+	KindTombstone                // a Kafka record with a null value that follows a delete, for log compaction
+	KindHeartbeat                // a connector heartbeat; carries a source position but no row
+	KindSchemaChange             // a DDL statement or schema-change event; DDL holds the statement when sent
+	KindTxBoundary               // a source transaction began or ended; Boundary describes it
 )
 
 // Change is one normalized change event, whatever envelope carried it.
 //
-// Before and After hold the row images as JSON objects (nil when absent). They
-// alias the decoder's input buffer only when a decoder documents so; the
-// Debezium JSON decoder copies them.
+// Before and After hold the row images as JSON objects (nil when absent).
+// Every decoder copies them (and Key) out of its input.
 type Change struct {
 	Kind Kind
 	Op   Op
 
-	Key    json.RawMessage // the Kafka record key as JSON, nil if none
+	// Key identifies the row: the Kafka record key as JSON for Debezium
+	// (its primary key), the primary-key columns the message names for
+	// Canal, Maxwell and GoldenGate; nil if none.
+	Key    json.RawMessage
 	Before json.RawMessage // the row before the change; nil for c/r, and for u/d without an old image
 	After  json.RawMessage // the row after the change; nil for d/t
 
@@ -50,6 +54,12 @@ type Change struct {
 	CommitTime time.Time // source.ts_ms: when the source database committed
 	Source     Source
 	Tx         *Tx // transaction block, nil when the connector does not send one
+
+	// DDL is the statement of a KindSchemaChange ("" when the source sends
+	// none, as SQL Server's connector does).
+	DDL string
+	// Boundary describes a KindTxBoundary; nil for every other kind.
+	Boundary *TxBoundary
 
 	Origin Origin // where the event was read from; filled in by the input port
 }
@@ -83,14 +93,52 @@ type Position struct {
 	CommitLSN     string // source.commit_lsn
 	ChangeLSN     string // source.change_lsn
 	EventSerialNo int64  // source.event_serial_no
+
+	// Oracle GoldenGate: the trail position ("pos"), a digit string of the
+	// trail file's sequence number and the record's byte address. Kept as
+	// text: it can be longer than an int64.
+	Trail string
 }
 
-// Tx is Debezium's transaction block: which source transaction a change
-// belongs to and its place in it.
+// Tx is the transaction a change belongs to and its place in it: Debezium's
+// transaction block, or Maxwell's xid, xoffset and commit.
 type Tx struct {
 	ID                  string
-	TotalOrder          int64
-	DataCollectionOrder int64
+	TotalOrder          int64 // 1-based place in the transaction; 0 when unknown
+	DataCollectionOrder int64 // 1-based place among the transaction's changes to the same table
+	// Last is set on the final change of its transaction when the format
+	// says so (Maxwell's "commit": true). Debezium marks the end with a
+	// separate TxBoundary instead.
+	Last bool
+}
+
+// TxStatus is a transaction boundary's status, as Debezium spells it.
+type TxStatus string
+
+const (
+	TxBegin TxStatus = "BEGIN"
+	TxEnd   TxStatus = "END"
+)
+
+// TxBoundary is a Debezium transaction metadata event, read from the
+// connector's transaction topic. An END says how many change events the
+// transaction produced, in all and per table, which is what lets a runtime
+// publish a source transaction only once all of it has arrived (see
+// TxAssembler).
+type TxBoundary struct {
+	Status TxStatus
+	ID     string // the same ID as the Tx.ID of the transaction's changes
+	// EventCount and Collections are sent on END only.
+	EventCount  int64
+	Collections []CollectionCount
+}
+
+// CollectionCount is one entry of an END's data_collections.
+type CollectionCount struct {
+	// Collection names the table as Debezium does: "schema.table" for
+	// PostgreSQL, "db.table" for MySQL, "db.schema.table" for SQL Server.
+	Collection string
+	EventCount int64
 }
 
 // Origin is the Kafka coordinate of the message a change was decoded from.

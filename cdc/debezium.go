@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -72,23 +73,59 @@ type envelope struct {
 	hasTx                       bool
 	totalOrder, collectionOrder int64
 
-	heartbeatSchema bool // the wrapper's schema is Debezium's heartbeat schema
-	wrapped         bool // a "payload" member was seen at the top level
-	bare            bool // envelope members were seen at the top level
-	nullPayload     bool
+	// Transaction metadata, from the connector's transaction topic.
+	status, txIDTop span // "status" and the top-level "id"
+	hasStatus       bool
+	eventCount      int64
+	hasEventCount   bool
+	collections     []span  // data_collections[].data_collection
+	collCounts      []int64 // data_collections[].event_count
+
+	// Schema-change events.
+	ddl, dbName span // "ddl" and "databaseName"
+	hasDDL      bool // "ddl", "databaseName" or "tableChanges" was seen
+
+	heartbeatSchema    bool // the schema is Debezium's heartbeat schema
+	txSchema           bool // the schema is the transaction metadata value
+	schemaChangeSchema bool // the schema is a connector's schema-change value
+	wrapped            bool // a "payload" member was seen at the top level
+	bare               bool // envelope members were seen at the top level
+	nullPayload        bool
 }
 
 func (debeziumJSON) Decode(key, value []byte, c *Change) error {
+	return decodeDebezium(key, false, value, nil, c)
+}
+
+func (debeziumJSON) DecodeAll(_ context.Context, key, value []byte, dst []Change) ([]Change, error) {
+	n := len(dst)
+	dst = grow(dst)
+	if err := decodeDebezium(key, false, value, nil, &dst[n]); err != nil {
+		return dst[:n], err
+	}
+	return dst, nil
+}
+
+// decodeDebezium reads one Debezium envelope. The JSON decoder passes the
+// record key as sent; the Avro decoder passes the key already turned into
+// JSON (keyReady), which must not be unwrapped again, and the value's
+// schema name, which the JSON form carries in its schemas.enable wrapper.
+func decodeDebezium(key []byte, keyReady bool, value []byte, schemaName []byte, c *Change) error {
 	*c = Change{}
 	var e envelope
+	e.classify(schemaName)
 
-	keySpan, err := rawKey(key)
-	if err != nil {
-		return err
+	keySpan := span{b: len(key)}
+	if !keyReady {
+		var err error
+		if keySpan, err = rawKey(key); err != nil {
+			return err
+		}
 	}
 	tombstone := len(value) == 0
 	if !tombstone {
 		e.s.b = value
+		var err error
 		if tombstone, err = e.top(); err != nil {
 			return err
 		}
@@ -106,9 +143,20 @@ func (debeziumJSON) Decode(key, value []byte, c *Change) error {
 		p = "payload."
 	}
 	switch {
-	case e.heartbeatSchema || !e.hasOp && e.before.len() == 0 && e.after.len() == 0 && e.hasEventTime:
+	case e.heartbeatSchema:
 		c.Kind = KindHeartbeat
 		e.before, e.after = span{}, span{}
+	case !e.hasOp && (e.txSchema || e.hasStatus):
+		c.Kind = KindTxBoundary
+		if err := e.checkBoundary(p); err != nil {
+			return err
+		}
+		e.before, e.after = span{}, span{}
+	case !e.hasOp && (e.schemaChangeSchema || e.hasDDL):
+		c.Kind = KindSchemaChange
+		e.before, e.after = span{}, span{}
+	case !e.hasOp && e.before.len() == 0 && e.after.len() == 0 && e.hasEventTime:
+		c.Kind = KindHeartbeat
 	case !e.hasOp:
 		return &DecodeError{Field: p + "op", Reason: "missing"}
 	default:
@@ -128,9 +176,14 @@ func (debeziumJSON) Decode(key, value []byte, c *Change) error {
 		c.After, _ = keep(buf, value, e.after)
 	}
 
-	fields := [...]*span{&e.connector, &e.name, &e.db, &e.schema, &e.table, &e.file, &e.gtid, &e.commitLSN, &e.changeLSN, &e.txID}
+	// One allocation for all strings kept.
+	fields := [...]*span{&e.connector, &e.name, &e.db, &e.schema, &e.table, &e.file, &e.gtid, &e.commitLSN, &e.changeLSN, &e.txID,
+		&e.status, &e.txIDTop, &e.ddl, &e.dbName}
 	n := 0
 	for _, f := range fields {
+		n += f.len()
+	}
+	for _, f := range e.collections {
 		n += f.len()
 	}
 	var all string
@@ -138,15 +191,10 @@ func (debeziumJSON) Decode(key, value []byte, c *Change) error {
 		var sb strings.Builder
 		sb.Grow(n)
 		for _, f := range fields {
-			src := value
-			if f.esc {
-				src = e.unescaped
-			}
-			if f.len() > 0 {
-				start := sb.Len()
-				sb.Write(src[f.a:f.b])
-				*f = span{a: start, b: sb.Len()}
-			}
+			e.rebase(&sb, f)
+		}
+		for i := range e.collections {
+			e.rebase(&sb, &e.collections[i])
 		}
 		all = sb.String()
 	}
@@ -178,6 +226,22 @@ func (debeziumJSON) Decode(key, value []byte, c *Change) error {
 	if e.hasTx {
 		c.Tx = &Tx{ID: str(e.txID), TotalOrder: e.totalOrder, DataCollectionOrder: e.collectionOrder}
 	}
+	switch c.Kind {
+	case KindSchemaChange:
+		c.DDL = str(e.ddl)
+		if c.Source.DB == "" {
+			c.Source.DB = str(e.dbName)
+		}
+	case KindTxBoundary:
+		b := &TxBoundary{Status: TxStatus(str(e.status)), ID: str(e.txIDTop), EventCount: e.eventCount}
+		if len(e.collections) > 0 {
+			b.Collections = make([]CollectionCount, len(e.collections))
+			for i, s := range e.collections {
+				b.Collections[i] = CollectionCount{Collection: str(s), EventCount: e.collCounts[i]}
+			}
+		}
+		c.Boundary = b
+	}
 	// A snapshot read from a connector that sends no source time is dated by
 	// when it was read: the best bound on when the row's state was committed.
 	t := e.sourceTime
@@ -185,6 +249,63 @@ func (debeziumJSON) Decode(key, value []byte, c *Change) error {
 		t = e.eventTime
 	}
 	c.CommitTime = t.time()
+	return nil
+}
+
+// rebase copies the string at *f into sb and points *f at the copy.
+func (e *envelope) rebase(sb *strings.Builder, f *span) {
+	if f.len() == 0 {
+		return
+	}
+	src := e.s.b
+	if f.esc {
+		src = e.unescaped
+	}
+	start := sb.Len()
+	sb.Write(src[f.a:f.b])
+	*f = span{a: start, b: sb.Len()}
+}
+
+// classify recognises the control messages by their schema's name:
+// io.debezium.connector.common.Heartbeat,
+// io.debezium.connector.common.TransactionMetadataValue, and the
+// connectors' io.debezium.connector.<name>.SchemaChangeValue.
+func (e *envelope) classify(name []byte) {
+	e.heartbeatSchema = bytes.HasSuffix(name, []byte("Heartbeat"))
+	e.txSchema = bytes.HasSuffix(name, []byte("TransactionMetadataValue"))
+	e.schemaChangeSchema = bytes.HasSuffix(name, []byte("SchemaChangeValue"))
+}
+
+// checkBoundary holds a transaction metadata event to what a runtime
+// needs to count the transaction's changes.
+func (e *envelope) checkBoundary(p string) error {
+	if !e.hasStatus {
+		return &DecodeError{Field: p + "status", Reason: "missing"}
+	}
+	if e.txIDTop.len() == 0 {
+		return &DecodeError{Field: p + "id", Reason: "missing"}
+	}
+	status := e.s.b[e.status.a:e.status.b]
+	if e.status.esc {
+		status = e.unescaped[e.status.a:e.status.b]
+	}
+	switch TxStatus(status) {
+	case TxBegin:
+	case TxEnd:
+		if !e.hasEventCount {
+			return &DecodeError{Field: p + "event_count", Reason: "missing, an END needs it"}
+		}
+	default:
+		return &DecodeError{Field: p + "status", Reason: fmt.Sprintf("unknown status %s (want BEGIN or END)", clip(status))}
+	}
+	if e.eventCount < 0 {
+		return &DecodeError{Field: p + "event_count", Reason: "negative"}
+	}
+	for i, n := range e.collCounts {
+		if n < 0 {
+			return &DecodeError{Field: fmt.Sprintf("%sdata_collections[%d].event_count", p, i), Reason: "negative"}
+		}
+	}
 	return nil
 }
 
@@ -294,8 +415,9 @@ func (e *envelope) top() (tombstone bool, err error) {
 	return e.nullPayload, nil
 }
 
-// schemaName reads the wrapper's schema, keeping only whether its top-level
-// name marks a heartbeat. The rest is skipped: field types are not needed to
+// schemaName reads the wrapper's schema, keeping only what its top-level
+// name says about the message (heartbeat, transaction metadata, schema
+// change). The rest is skipped: field types are not needed to
 // read JSON, and the schema is most of a wrapped message's bytes.
 func (e *envelope) schemaName() error {
 	s := &e.s
@@ -325,7 +447,7 @@ func (e *envelope) schemaName() error {
 		if esc {
 			name = appendUnescaped(nil, name)
 		}
-		e.heartbeatSchema = bytes.HasSuffix(name, []byte("Heartbeat"))
+		e.classify(name)
 	}
 }
 
@@ -375,6 +497,47 @@ func (e *envelope) member(key []byte, p string) error {
 		}
 		e.eventTime.offer(v, unitOf(key))
 		e.hasEventTime = true
+	case "status":
+		e.hasStatus = true
+		if e.status, err = e.text(); err != nil {
+			return at(err, p+"status")
+		}
+	case "id":
+		// Only transaction metadata has a top-level id; elsewhere it is an
+		// unknown member, which must not start failing for its type.
+		if s.peek() != '"' {
+			if err := s.skip(); err != nil {
+				return at(err, p+"id")
+			}
+			break
+		}
+		if e.txIDTop, err = e.text(); err != nil {
+			return at(err, p+"id")
+		}
+	case "event_count":
+		if s.peek() != 'n' {
+			e.hasEventCount = true
+		}
+		if e.eventCount, err = s.int(); err != nil {
+			return at(err, p+"event_count")
+		}
+	case "data_collections":
+		return e.dataCollections(p)
+	case "ddl":
+		e.hasDDL = true
+		if e.ddl, err = e.text(); err != nil {
+			return at(err, p+"ddl")
+		}
+	case "databaseName":
+		e.hasDDL = true
+		if e.dbName, err = e.text(); err != nil {
+			return at(err, p+"databaseName")
+		}
+	case "tableChanges":
+		e.hasDDL = true
+		if err := s.skip(); err != nil {
+			return at(err, p+"tableChanges")
+		}
 	default:
 		if err := s.skip(); err != nil {
 			return at(err, p+string(key))
@@ -585,6 +748,70 @@ func (e *envelope) transaction(p string) error {
 		if err != nil {
 			return at(err, p+"transaction."+string(key))
 		}
+	}
+}
+
+// dataCollections reads an END's per-table event counts: null, or an array
+// of {"data_collection": string, "event_count": integer}.
+func (e *envelope) dataCollections(p string) error {
+	s := &e.s
+	if isNull, err := s.null(); err != nil || isNull {
+		return at(err, p+"data_collections")
+	}
+	if s.peek() != '[' {
+		return &DecodeError{Field: p + "data_collections", Reason: wrongType("an array or null", s.peek()).Reason}
+	}
+	s.i++
+	for i := 0; ; i++ {
+		s.ws()
+		if s.peek() == ']' {
+			s.i++
+			return nil
+		}
+		if i > 0 {
+			if s.peek() != ',' {
+				return at(s.unexpected("',' or ']'"), p+"data_collections")
+			}
+			s.i++
+			s.ws()
+		}
+		path := func() string { return fmt.Sprintf("%sdata_collections[%d]", p, i) }
+		if err := s.open(); err != nil {
+			return at(wrongType("an object", s.peek()), path())
+		}
+		var name span
+		var count int64
+		hasName, hasCount := false, false
+		for n := 0; ; {
+			key, ok, err := s.member(&n)
+			if err != nil {
+				return at(err, path())
+			}
+			if !ok {
+				break
+			}
+			switch string(key) {
+			case "data_collection":
+				hasName = true
+				name, err = e.text()
+			case "event_count":
+				hasCount = s.peek() != 'n'
+				count, err = s.int()
+			default:
+				err = s.skip()
+			}
+			if err != nil {
+				return at(err, path()+"."+string(key))
+			}
+		}
+		if !hasName || name.len() == 0 {
+			return &DecodeError{Field: path() + ".data_collection", Reason: "missing"}
+		}
+		if !hasCount {
+			return &DecodeError{Field: path() + ".event_count", Reason: "missing"}
+		}
+		e.collections = append(e.collections, name)
+		e.collCounts = append(e.collCounts, count)
 	}
 }
 

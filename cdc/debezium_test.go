@@ -576,12 +576,28 @@ func TestDecodeErrorText(t *testing.T) {
 }
 
 func TestNewDecoder(t *testing.T) {
-	if got := Formats(); !slices.Equal(got, []string{"debezium-json"}) {
-		t.Errorf("Formats() = %v", got)
+	want := []string{"canal-json", "debezium-avro", "debezium-json", "maxwell-json", "ogg-json"}
+	if got := Formats(); !slices.Equal(got, want) {
+		t.Errorf("Formats() = %v, want %v", got, want)
 	}
-	_, err := NewDecoder("canal-json")
-	if err == nil || !strings.Contains(err.Error(), `"canal-json"`) || !strings.Contains(err.Error(), "debezium-json") {
-		t.Errorf("NewDecoder(canal-json) error = %v, want it to name the format and list the known ones", err)
+	_, err := NewDecoder("avro")
+	if err == nil || !strings.Contains(err.Error(), `"avro"`) || !strings.Contains(err.Error(), "debezium-json, maxwell-json") {
+		t.Errorf("NewDecoder(avro) error = %v, want it to name the format and list the known ones", err)
+	}
+	if _, err := NewDecoder("debezium-avro"); err == nil || !strings.Contains(err.Error(), "WithAvro") {
+		t.Errorf("NewDecoder(debezium-avro) without a source: error = %v, want one naming WithAvro", err)
+	}
+	for _, f := range want {
+		if f == "debezium-avro" {
+			continue
+		}
+		d, err := NewDecoder(f, WithAvro(nil)) // options a format does not use are ignored
+		if err != nil {
+			t.Fatalf("NewDecoder(%s): %v", f, err)
+		}
+		if _, ok := d.(MultiDecoder); !ok {
+			t.Errorf("%s decoder %T is not a MultiDecoder", f, d)
+		}
 	}
 }
 
@@ -599,7 +615,10 @@ func FuzzDecodeDebeziumJSON(f *testing.F) {
 			f.Add([]byte(`{"id":1}`), line[:len(line)/2])
 		}
 	}
-	for _, v := range []string{``, `null`, `{}`, `{"ts_ms":1}`, `{"op":"x"}`, `{"op":"c","after":[]}`, `[`, `{"a":"\ud800"}`, `{"schema":{"name":"Heartbeat"},"payload":{}}`} {
+	for _, v := range []string{``, `null`, `{}`, `{"ts_ms":1}`, `{"op":"x"}`, `{"op":"c","after":[]}`, `[`, `{"a":"\ud800"}`, `{"schema":{"name":"Heartbeat"},"payload":{}}`,
+		`{"status":"END","id":"1","event_count":2,"data_collections":[{"data_collection":"a.b","event_count":2}]}`,
+		`{"schema":{"name":"x.TransactionMetadataValue"},"payload":{"status":"BEGIN","id":"1"}}`,
+		`{"source":{"db":"d"},"databaseName":"d","ddl":"DROP TABLE t","tableChanges":[]}`} {
 		f.Add([]byte(`{"schema":{},"payload":{"id":1}}`), []byte(v))
 	}
 	d := decoder(f)
@@ -625,9 +644,15 @@ func FuzzDecodeDebeziumJSON(f *testing.F) {
 			if !slices.Contains([]Op{OpCreate, OpUpdate, OpDelete, OpRead, OpTruncate}, c.Op) {
 				t.Fatalf("invalid op %q", c.Op)
 			}
-		case KindTombstone, KindHeartbeat:
+		case KindTombstone, KindHeartbeat, KindSchemaChange, KindTxBoundary:
 			if c.Op != 0 || c.Before != nil || c.After != nil {
 				t.Fatalf("kind %d with op %q before %s after %s", c.Kind, c.Op, c.Before, c.After)
+			}
+			if (c.Kind == KindTxBoundary) != (c.Boundary != nil) {
+				t.Fatalf("kind %d with boundary %+v", c.Kind, c.Boundary)
+			}
+			if b := c.Boundary; b != nil && (b.ID == "" || b.Status != TxBegin && b.Status != TxEnd || b.EventCount < 0) {
+				t.Fatalf("boundary %+v", b)
 			}
 		default:
 			t.Fatalf("invalid kind %d", c.Kind)

@@ -41,8 +41,35 @@ func ComparePositions(connector string, a, b Position) (int, error) {
 			}
 		}
 		return cmp.Compare(a.EventSerialNo, b.EventSerialNo), nil
+	case "ogg":
+		x, err := trailDigits(a.Trail)
+		if err != nil {
+			return 0, err
+		}
+		y, err := trailDigits(b.Trail)
+		if err != nil {
+			return 0, err
+		}
+		if c := cmp.Compare(len(x), len(y)); c != 0 {
+			return c, nil
+		}
+		return strings.Compare(x, y), nil
 	}
-	return 0, fmt.Errorf("cdc: cannot compare positions of connector %q (known: mysql, postgresql, sqlserver)", connector)
+	return 0, fmt.Errorf("cdc: cannot compare positions of connector %q (known: mysql, ogg, postgresql, sqlserver)", connector)
+}
+
+// trailDigits checks a GoldenGate trail position and drops its leading
+// zeros, so that digit strings of any width compare by length, then bytes.
+func trailDigits(pos string) (string, error) {
+	if pos == "" {
+		return "", fmt.Errorf("cdc: empty GoldenGate trail position")
+	}
+	for i := 0; i < len(pos); i++ {
+		if pos[i] < '0' || pos[i] > '9' {
+			return "", fmt.Errorf("cdc: GoldenGate trail position %q is not a digit string", pos)
+		}
+	}
+	return strings.TrimLeft(pos, "0"), nil
 }
 
 // compareBinlogFiles orders binlog names by their numeric suffix, which
@@ -136,7 +163,8 @@ func normalLSN(lsn string) ([20]byte, error) {
 }
 
 // String renders the fields of the connector that set them, in a fixed
-// order, e.g. "lsn=34078720,txId=601" or "file=mysql-bin.000003,pos=154,row=0".
+// order, e.g. "lsn=34078720,txId=601", "file=mysql-bin.000003,pos=154,row=0"
+// or "trail=00000000000000000000143".
 // It is what change-log provenance and dead-letter headers record, so its
 // format is stable. The zero Position renders as "".
 func (p Position) String() string {
@@ -175,6 +203,11 @@ func (p Position) String() string {
 		b = append(b, p.ChangeLSN...)
 		b = append(b, ",eventSerialNo="...)
 		b = strconv.AppendInt(b, p.EventSerialNo, 10)
+	}
+	if p.Trail != "" {
+		sep()
+		b = append(b, "trail="...)
+		b = append(b, p.Trail...)
 	}
 	return string(b)
 }
