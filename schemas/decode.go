@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -32,10 +33,11 @@ func SplitWire(wire []byte) (id int, body []byte, err error) {
 
 // writer is a registered schema as the decoder needs it.
 type writer struct {
-	id     int
-	schema *avro.RecordSchema
-	shape  *shape
-	meta   *Schema // nil when the schema has no Meshlet meta tail
+	id        int
+	schema    *avro.RecordSchema
+	published string // schema's canonical text
+	shape     *shape
+	meta      *Schema // nil when the schema has no Meshlet meta tail
 }
 
 func newWriter(id int, rec *avro.RecordSchema) (*writer, error) {
@@ -43,7 +45,11 @@ func newWriter(id int, rec *avro.RecordSchema) (*writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &writer{id: id, schema: rec, shape: sh}
+	text, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	w := &writer{id: id, schema: rec, shape: sh, published: string(text)}
 	if s, err := fromPublished(rec); err == nil {
 		w.meta = s
 	}

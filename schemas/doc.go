@@ -51,10 +51,42 @@
 // # Compatibility
 //
 // Register checks the new schema against the subject's registered versions
-// itself before registering. The embedded registry answers every check
-// "compatible", and a refused contract change should read the same (with
-// the subject, both versions and the offending field) whatever registry is
-// behind the URL. A level is a parameter; BACKWARD is the one implemented.
+// itself before registering: the embedded registry answers every check
+// "compatible", and a refused contract change should read the same
+// whatever registry is behind the URL. Check does the same without
+// registering (meshlet schema check). The seven Confluent levels are
+// supported: BACKWARD (the new schema reads data written with the latest
+// version), FORWARD (the latest reads data written with the new one), FULL
+// (both), their _TRANSITIVE forms (against every version, newest first)
+// and NONE. Resolution follows the Avro specification as Confluent's
+// checker applies it (compat.go): fields match by name or a reader alias,
+// missing reader fields need defaults, int/long/float promote upwards,
+// string and bytes interchange, enums need the writer's symbols or a
+// default. A refusal is a *CompatError naming subject, level, version,
+// field and the rule broken:
+//
+//	subject inventory.products.v1-value: BACKWARD: new schema cannot read
+//	version 3: field "sku" has no default (added required field)
+//
+// SubjectFor names subjects by Confluent's strategies: TopicName
+// (<topic>-value), RecordName (<record>) and TopicRecordName
+// (<topic>-<record>).
+//
+// # Reading with another schema
+//
+// DecodeWithReader decodes an event written with any registered version
+// into a struct for the consumer's own (older or newer) schema, through
+// hamba's schema resolution, after the same structural walk as Decode.
+// Two hamba defects are fenced off rather than hit: its resolver never
+// returns on a recursive reader record (a fatal stack overflow), and it
+// cannot skip null values, so a reader that drops a field holding bare
+// nulls (an array or map of null) is refused up front.
+//
+// # Code generation
+//
+// GenerateGo (meshlet gen) turns record schemas into Go structs with avro
+// and json tags and, beside each, the full schema as a constant, so the
+// type and the schema travel together.
 //
 // # Embedded registry
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/hamba/avro/v2"
@@ -15,32 +16,14 @@ import (
 // a contract problem for the domain team, not a transient failure.
 var ErrIncompatible = errors.New("incompatible schema")
 
-// Compat is a subject's compatibility level, named as in Confluent's API.
-type Compat string
-
-// CompatBackward: the new schema can read data written with the latest one,
-// so consumers may upgrade before producers.
-const CompatBackward Compat = "BACKWARD"
-
-// compatRule is what a level checks. Levels differ only in direction and
-// in how far back they look, so a new level is one more table entry.
-type compatRule struct {
-	backward   bool // new schema reads old data
-	forward    bool // old schemas read new data
-	transitive bool // every registered version, not only the latest
-}
-
-var compatRules = map[Compat]compatRule{
-	CompatBackward: {backward: true},
-}
-
 // Registry is a schema registry client with the checks and the decode cache
 // Meshlet needs. It is safe for concurrent use.
 type Registry struct {
 	cl *sr.Client
 
-	mu   sync.RWMutex
-	byID map[int]*writer
+	mu         sync.RWMutex
+	byID       map[int]*writer
+	resolvedBy map[resolvedKey]avro.Schema
 }
 
 // NewRegistry returns a Registry for the registry at urls (franz-go's
@@ -54,141 +37,113 @@ func NewRegistry(urls []string, opts ...sr.ClientOpt) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schemas: registry client: %w", err)
 	}
-	return &Registry{cl: cl, byID: make(map[int]*writer)}, nil
+	return &Registry{cl: cl, byID: make(map[int]*writer), resolvedBy: make(map[resolvedKey]avro.Schema)}, nil
 }
 
 // Client is the underlying franz-go client, for calls this type does not wrap.
 func (r *Registry) Client() *sr.Client { return r.cl }
 
 // Register makes sure the published schema of s is registered under subject
-// and returns its id.
+// and returns its id, which is what every event encoded with s must carry.
 //
 // Meshlet checks compatibility itself, before registering, instead of
 // trusting the registry to: the embedded registry (srfake) answers every
 // check "compatible", and a refused contract change should be reported
-// the same way whichever registry is behind the URL.
+// the same way whichever registry is behind the URL. A refusal is a
+// *CompatError (errors.Is ErrIncompatible) and nothing is registered.
 func (r *Registry) Register(ctx context.Context, subject string, s *Schema, level Compat) (int, error) {
-	rule, ok := compatRules[level]
-	if !ok {
-		return 0, fmt.Errorf("schemas: subject %q: compatibility level %q is not supported", subject, level)
-	}
-	want := sr.Schema{Schema: s.pubText, Type: sr.TypeAvro}
-	got, err := r.cl.LookupSchema(ctx, subject, want)
-	switch {
-	case err == nil:
-		return got.ID, nil
-	case !notFound(err):
-		return 0, fmt.Errorf("schemas: subject %q: look up %s: %w", subject, s.RowName(), err)
-	}
-	if err := r.checkCompat(ctx, subject, s, level, rule); err != nil {
+	res, err := r.Check(ctx, subject, s, level)
+	if err != nil {
 		return 0, err
 	}
-	id, err := r.cl.RegisterSchema(ctx, subject, want, -1, -1)
+	if res.Registered != nil {
+		return res.Registered.ID, nil
+	}
+	if len(res.Refusals) > 0 {
+		return 0, res.Refusals[0]
+	}
+	id, err := r.cl.RegisterSchema(ctx, subject, sr.Schema{Schema: s.pubText, Type: sr.TypeAvro}, -1, -1)
 	if err != nil {
-		return 0, fmt.Errorf("schemas: subject %q: register %s: %w", subject, s.RowName(), err)
+		return 0, fmt.Errorf("schemas: subject %s: register %s: %w", subject, s.RowName(), err)
 	}
 	return id, nil
 }
 
-func (r *Registry) checkCompat(ctx context.Context, subject string, s *Schema, level Compat, rule compatRule) error {
-	var olds []sr.SubjectSchema
-	if rule.transitive {
-		all, err := r.cl.Schemas(ctx, subject)
-		if err != nil && !notFound(err) {
-			return fmt.Errorf("schemas: subject %q: fetch versions: %w", subject, err)
-		}
-		olds = all
-	} else {
-		latest, err := r.cl.SchemaByVersion(ctx, subject, -1)
-		if err != nil && !notFound(err) {
-			return fmt.Errorf("schemas: subject %q: fetch latest version: %w", subject, err)
-		}
-		if err == nil {
-			olds = []sr.SubjectSchema{latest}
-		}
+// Version is one registered version of a subject.
+type Version struct {
+	Version int
+	ID      int
+}
+
+// CheckResult is what Check found for one subject.
+type CheckResult struct {
+	Subject string
+	Level   Compat
+	// Registered is set when the schema is already registered under the
+	// subject; nothing else is checked then, as with Confluent's registry.
+	Registered *Version
+	// Compared lists the versions the level compares against, newest first:
+	// the latest, or every version for the transitive levels, or none.
+	Compared []Version
+	// Next is the version number registering would create.
+	Next int
+	// Refusals has one entry per version and direction that fails.
+	Refusals []*CompatError
+}
+
+// Check compares s with the subject's registered versions under level,
+// without registering anything. Only errors reaching the registry, or a
+// registered version Meshlet cannot parse, are returned as errors;
+// incompatibilities are in the result.
+func (r *Registry) Check(ctx context.Context, subject string, s *Schema, level Compat) (*CheckResult, error) {
+	if err := level.Validate(); err != nil {
+		return nil, fmt.Errorf("schemas: subject %s: %w", subject, err)
 	}
-	next := 1
-	for _, o := range olds {
-		next = max(next, o.Version+1)
+	rule := compatRules[level]
+	res := &CheckResult{Subject: subject, Level: level, Next: 1}
+	got, err := r.cl.LookupSchema(ctx, subject, sr.Schema{Schema: s.pubText, Type: sr.TypeAvro})
+	switch {
+	case err == nil:
+		res.Registered = &Version{Version: got.Version, ID: got.ID}
+		return res, nil
+	case !notFound(err):
+		return nil, fmt.Errorf("schemas: subject %s: look up %s: %w", subject, s.RowName(), err)
 	}
-	for _, o := range olds {
+	all, err := r.cl.Schemas(ctx, subject)
+	if err != nil && !notFound(err) {
+		return nil, fmt.Errorf("schemas: subject %s: fetch versions: %w", subject, err)
+	}
+	slices.SortFunc(all, func(a, b sr.SubjectSchema) int { return b.Version - a.Version })
+	if len(all) > 0 {
+		res.Next = all[0].Version + 1
+	}
+	if !rule.transitive && len(all) > 1 {
+		all = all[:1]
+	}
+	if !rule.backward && !rule.forward {
+		return res, nil
+	}
+	for _, o := range all {
+		res.Compared = append(res.Compared, Version{Version: o.Version, ID: o.ID})
 		old, err := parseRegistered(o.Schema)
 		if err != nil {
-			return fmt.Errorf("schemas: subject %q version %d (id %d): %w", subject, o.Version, o.ID, err)
+			return nil, fmt.Errorf("schemas: subject %s version %d (id %d): %w", subject, o.Version, o.ID, err)
 		}
-		refuse := func(dir string, reason error) error {
-			return fmt.Errorf("%w: subject %q is %s: new %s (would be version %d) %s version %d (id %d): %w",
-				ErrIncompatible, subject, level, s.RowName(), next, dir, o.Version, o.ID, reason)
+		refuse := func(forward bool, ms []Mismatch) {
+			for _, m := range ms {
+				res.Refusals = append(res.Refusals, &CompatError{
+					Subject: subject, Level: level, Version: o.Version, ID: o.ID, Forward: forward, Mismatch: m,
+				})
+			}
 		}
 		if rule.backward {
-			if err := compatible(s.pub, old); err != nil {
-				return refuse("cannot read data written with", err)
-			}
+			refuse(false, resolve(s.pub, old))
 		}
 		if rule.forward {
-			if err := compatible(old, s.pub); err != nil {
-				return refuse("writes data unreadable by", err)
-			}
+			refuse(true, resolve(old, s.pub))
 		}
 	}
-	return nil
-}
-
-// compatible runs hamba's check and, because hamba's reason for a type
-// change does not say where, adds the path of the first offending field.
-func compatible(reader, writer avro.Schema) error {
-	// A fresh checker each time: hamba caches verdicts by fingerprint, which
-	// ignores defaults, so a shared one could answer for a different schema.
-	err := avro.NewSchemaCompatibility().Compatible(reader, writer)
-	if err == nil {
-		return nil
-	}
-	if path := offendingField(reader, writer, 0); path != "" {
-		return fmt.Errorf("field %s: %w", path, err)
-	}
-	return err
-}
-
-func offendingField(reader, writer avro.Schema, depth int) string {
-	if depth > maxDepth {
-		return ""
-	}
-	reader, writer = deref(reader), deref(writer)
-	if reader.Type() != writer.Type() {
-		return ""
-	}
-	switch rd := reader.(type) {
-	case *avro.RecordSchema:
-		wr := writer.(*avro.RecordSchema)
-		for _, rf := range rd.Fields() {
-			wf := fieldFor(wr, rf)
-			if wf == nil {
-				if !rf.HasDefault() {
-					return rf.Name()
-				}
-				continue
-			}
-			if avro.NewSchemaCompatibility().Compatible(rf.Type(), wf.Type()) == nil {
-				continue
-			}
-			if sub := offendingField(rf.Type(), wf.Type(), depth+1); sub != "" {
-				if sub[0] == '[' {
-					return rf.Name() + sub
-				}
-				return rf.Name() + "." + sub
-			}
-			return rf.Name()
-		}
-	case *avro.ArraySchema:
-		if sub := offendingField(rd.Items(), writer.(*avro.ArraySchema).Items(), depth+1); sub != "" {
-			return "[]" + sub
-		}
-	case *avro.MapSchema:
-		if sub := offendingField(rd.Values(), writer.(*avro.MapSchema).Values(), depth+1); sub != "" {
-			return "[]" + sub
-		}
-	}
-	return ""
+	return res, nil
 }
 
 func deref(s avro.Schema) avro.Schema {

@@ -3,7 +3,6 @@ package schemas
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -259,70 +258,6 @@ func TestRegisterIdempotent(t *testing.T) {
 	}
 	if len(versions) != 1 {
 		t.Errorf("versions = %v, want one", versions)
-	}
-}
-
-func TestRegisterCompatibility(t *testing.T) {
-	ctx := context.Background()
-	base := mustRead(t, "testdata/order.avsc")
-	edit := func(old, new string) string {
-		if !strings.Contains(base, old) {
-			t.Fatalf("order.avsc has no %q", old)
-		}
-		return strings.Replace(base, old, new, 1)
-	}
-	tests := []struct {
-		name      string
-		next      string
-		wantField string // "" = compatible
-	}{
-		{"required field added", edit(`{"name": "quantity", "type": "int"},`,
-			`{"name": "quantity", "type": "int"}, {"name": "region", "type": "string"},`), "region"},
-		{"string to int", edit(`{"name": "currency", "type": "string"}`, `{"name": "currency", "type": "int"}`), "currency"},
-		{"optional field added", edit(`{"name": "quantity", "type": "int"},`,
-			`{"name": "quantity", "type": "int"}, {"name": "region", "type": ["null", "string"], "default": null},`), ""},
-		{"int widened to long", edit(`{"name": "quantity", "type": "int"}`, `{"name": "quantity", "type": "long"}`), ""},
-	}
-	r := startRegistry(t)
-	v1 := loadOrder(t)
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			subject := "compat-" + string(rune('a'+i))
-			id1, err := r.Register(ctx, subject, v1, CompatBackward)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v2, err := Parse(tt.name, tt.next)
-			if err != nil {
-				t.Fatal(err)
-			}
-			id2, err := r.Register(ctx, subject, v2, CompatBackward)
-			versions, verr := r.Client().SubjectVersions(ctx, subject)
-			if verr != nil {
-				t.Fatal(verr)
-			}
-			if tt.wantField == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				if id2 == id1 || len(versions) != 2 {
-					t.Errorf("ids %d, %d; versions %v: want a new id and version", id1, id2, versions)
-				}
-				return
-			}
-			t.Log(err)
-			if !errors.Is(err, ErrIncompatible) {
-				t.Fatalf("err = %v, want ErrIncompatible", err)
-			}
-			for _, want := range []string{subject, "version 1", "version 2", "field " + tt.wantField} {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q does not name %q", err, want)
-				}
-			}
-			if len(versions) != 1 {
-				t.Errorf("versions = %v: refused schema was registered", versions)
-			}
-		})
 	}
 }
 
