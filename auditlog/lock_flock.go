@@ -4,7 +4,6 @@ package auditlog
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"syscall"
 )
@@ -20,7 +19,7 @@ func lockDir(path string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("log is open in another process or Log")
+			return nil, ErrLocked
 		}
 		return nil, err
 	}

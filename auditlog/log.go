@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/meshlet/meshlet/internal/failpoint"
 )
 
 const (
@@ -67,6 +69,11 @@ type Log struct {
 }
 
 var errClosed = errors.New("auditlog: log closed")
+
+// ErrLocked is returned by Open while another process or Log has the log
+// open. During a rebalance the previous owner releases it between batches,
+// so a new owner waits and tries again.
+var ErrLocked = errors.New("log is open in another process or Log")
 
 // Open opens the log in dir, creating dir if needed. It reads and checks
 // every segment. A torn last frame is cut and reported by Recovery; any other
@@ -252,6 +259,10 @@ func (l *Log) Append(batch []Entry) error {
 func (l *Log) write(b []byte, entries int) error {
 	if len(b) == 0 {
 		return nil
+	}
+	if failpoint.Fire("auditlog/torn-write") {
+		l.f.Write(b[:len(b)/2]) // a crash mid-write, for crash tests
+		failpoint.Die()
 	}
 	if _, err := l.f.Write(b); err != nil {
 		return err

@@ -87,73 +87,116 @@ func benchStack(b *testing.B, n int) (brokers []string, registry string, p *runt
 
 // BenchmarkPipeline measures one event through the whole product on kfake:
 // consume, decode, handler, change-log append (fsynced), Avro encode,
-// transactional produce and commit. raw-pipe is the ceiling on the same
-// broker and records: a transactional consume->produce of the bytes as they
-// are, no decode, no encode, no log. Compare ns/op of the two.
+// produce and commit, with exactly-once on (the default) and off. raw-* is
+// the ceiling on the same broker and records: a consume->produce pipe of
+// the bytes as they are, transactional or not, no decode, no encode, no log.
+// Compare ns/op within one run: go test -bench Pipeline ./runtime
 func BenchmarkPipeline(b *testing.B) {
-	b.Run("meshlet", func(b *testing.B) {
-		brokers, registry, p := benchStack(b, b.N)
-		r, err := runtime.Start(context.Background(), p, runtime.Config{
-			Brokers: brokers, RegistryURL: registry, DataDir: b.TempDir(),
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		b.ResetTimer()
-		go func() { done <- r.Run(ctx) }()
-		for r.Stats().EventsIn.Load() < int64(b.N) {
-			select {
-			case err := <-done:
-				b.Fatalf("product stopped: %v", err)
-			case <-time.After(time.Millisecond):
-			}
-		}
-		b.StopTimer()
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-		if got := r.Stats().Records.Load(); got != int64(b.N) {
-			b.Fatalf("published %d records for %d events", got, b.N)
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		b.ReportMetric(float64(b.N)/float64(r.Stats().Batches.Load()), "events/batch")
+	for _, d := range []runtime.Delivery{runtime.ExactlyOnce, runtime.AtLeastOnce} {
+		b.Run("meshlet-"+d.String(), func(b *testing.B) { benchMeshlet(b, d) })
+	}
+	b.Run("raw-transactional", func(b *testing.B) { benchRawPipe(b, true) })
+	b.Run("raw-plain", func(b *testing.B) { benchRawPipe(b, false) })
+}
+
+func benchMeshlet(b *testing.B, d runtime.Delivery) {
+	brokers, registry, p := benchStack(b, b.N)
+	r, err := runtime.Start(context.Background(), p, runtime.Config{
+		Brokers: brokers, RegistryURL: registry, DataDir: b.TempDir(), Delivery: d,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	b.Run("raw-pipe", func(b *testing.B) {
-		brokers, _, p := benchStack(b, b.N)
-		m := p.Manifest
-		sess, err := kgo.NewGroupTransactSession(
-			kgo.SeedBrokers(brokers...), kgo.ConsumerGroup("raw-pipe"), kgo.ConsumeTopics(m.InputPorts[0].Topic),
-			kgo.TransactionalID("raw-pipe"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.RequireStableFetchOffsets(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	b.ResetTimer()
+	go func() { done <- r.Run(ctx) }()
+	for r.Stats().EventsIn.Load() < int64(b.N) {
+		select {
+		case err := <-done:
+			b.Fatalf("product stopped: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	if got := r.Stats().Records.Load(); got != int64(b.N) {
+		b.Fatalf("published %d records for %d events", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(b.N)/float64(r.Stats().Batches.Load()), "events/batch")
+}
+
+// benchRawPipe moves the records with franz-go alone, in batches of the
+// same size as the runtime's default.
+func benchRawPipe(b *testing.B, transactional bool) {
+	brokers, _, p := benchStack(b, b.N)
+	m := p.Manifest
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(brokers...), kgo.ConsumerGroup("raw-pipe"), kgo.ConsumeTopics(m.InputPorts[0].Topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}
+	ctx := context.Background()
+	out := m.OutputPorts[0].Topic
+	var (
+		poll func() kgo.Fetches
+		end  func() error
+		prod func(*kgo.Record)
+	)
+	if transactional {
+		sess, err := kgo.NewGroupTransactSession(append(opts, kgo.TransactionalID("raw-pipe"), kgo.RequireStableFetchOffsets())...)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer sess.Close()
-		ctx := context.Background()
-		b.ResetTimer()
-		for moved := 0; moved < b.N; {
-			fetches := sess.PollFetches(ctx)
-			if err := fetches.Err0(); err != nil {
-				b.Fatal(err)
-			}
+		poll = func() kgo.Fetches {
+			fs := sess.PollRecords(ctx, 10_000)
 			if err := sess.Begin(); err != nil {
 				b.Fatal(err)
 			}
-			fetches.EachRecord(func(in *kgo.Record) {
-				sess.Produce(ctx, &kgo.Record{Topic: m.OutputPorts[0].Topic, Key: in.Key, Value: in.Value}, nil)
-			})
-			committed, err := sess.End(ctx, kgo.TryCommit)
-			if err != nil || !committed {
-				b.Fatalf("commit: %v (committed %v)", err, committed)
-			}
-			moved += fetches.NumRecords()
+			return fs
 		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	})
+		prod = func(r *kgo.Record) { sess.Produce(ctx, r, nil) }
+		end = func() error {
+			committed, err := sess.End(ctx, kgo.TryCommit)
+			if err == nil && !committed {
+				err = fmt.Errorf("not committed")
+			}
+			return err
+		}
+	} else {
+		cl, err := kgo.NewClient(append(opts, kgo.DisableAutoCommit())...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Close()
+		poll = func() kgo.Fetches { return cl.PollRecords(ctx, 10_000) }
+		prod = func(r *kgo.Record) { cl.Produce(ctx, r, nil) }
+		end = func() error {
+			if err := cl.Flush(ctx); err != nil {
+				return err
+			}
+			return cl.CommitUncommittedOffsets(ctx)
+		}
+	}
+	b.ResetTimer()
+	for moved := 0; moved < b.N; {
+		fetches := poll()
+		if err := fetches.Err0(); err != nil {
+			b.Fatal(err)
+		}
+		fetches.EachRecord(func(in *kgo.Record) {
+			prod(&kgo.Record{Topic: out, Key: in.Key, Value: in.Value})
+		})
+		if err := end(); err != nil {
+			b.Fatal(err)
+		}
+		moved += fetches.NumRecords()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

@@ -4,37 +4,93 @@
 //
 // # The batch cycle
 //
-// The loop works one poll batch at a time, inside one Kafka transaction of a
-// franz-go GroupTransactSession:
+// The loop works one poll batch at a time (at most Config.MaxBatch records),
+// inside one Kafka transaction of a franz-go GroupTransactSession:
 //
-//  1. Poll: the records fetched since the last batch, all input partitions
-//     assigned to this instance, read_committed.
+//  1. Poll the records fetched for every input partition assigned to this
+//     instance, read_committed. Rebalances are blocked from here to step 6.
 //  2. Begin the transaction.
 //  3. For each partition, in offset order: decode each record with the input
-//     port's cdc decoder; tombstones and heartbeats are counted and skipped;
-//     the handler turns each change into zero or more outputs; each output is
-//     stamped with the next sequence number and a system time (microseconds,
-//     strictly increasing per change log: max(now, previous+1)), its valid
-//     time defaulting to the source commit time; it is Avro-encoded with the
-//     registered schema id and queued for the output topic. The partition's
-//     entries are appended to its change log (one log per input partition) in
-//     one write and fsynced.
-//  4. Anything that fails for one event (undecodable, unknown op, handler
-//     error or panic, an output that does not fit the schema) becomes a dead
-//     letter: the original key and value with headers naming the error class,
-//     the message and the origin topic/partition/offset. All outputs of that
-//     event are rolled back first, so an event is published whole or not at
-//     all. The loop goes on.
-//  5. Produce the outputs and dead letters, then end the transaction, which
-//     commits them together with the input offsets. If any produce failed
-//     the transaction is aborted and the batch is consumed again.
+//     port's cdc decoder (tombstones and heartbeats are counted and skipped);
+//     the handler turns the change into zero or more outputs; an event whose
+//     source position and entity key were already recorded is a Debezium
+//     re-send and is dropped (see Duplicates); each output gets the next
+//     sequence number and a system time (unix µs, max(now, previous+1), so
+//     strictly increasing per change log), its valid time defaulting to the
+//     source commit time; it is Avro-encoded with the registered schema id
+//     and queued for the output topic. The partition's entries are appended
+//     to its change log in one write and fsynced.
+//  4. Anything one event breaks (undecodable, unknown op, handler error or
+//     panic, an output that does not fit the schema) becomes a dead letter:
+//     the original key and value, with headers naming the error class, the
+//     message and the origin topic/partition/offset. The event's other
+//     outputs are rolled back first, so an event is published whole or not
+//     at all. The loop goes on.
+//  5. Produce the outputs and dead letters.
+//  6. End the transaction: outputs, dead letters and the input offsets commit
+//     together, so read_committed consumers see all of a batch or none of it.
 //
-// A change-log append or a transaction failure that is not a rebalance stops
-// the product with an error: continuing would let the log and the output
-// disagree.
+// # Exactly once, and the crash rule
 //
-// Because step 3 appends before step 5 commits, a crash in between leaves
-// entries in the log whose outputs were never committed. Reconciling that
-// tail with the committed offsets on restart is the exactly-once protocol's
-// job; until it lands, such a restart re-appends the batch.
+// After a kill -9 at any instant, the change log and the committed output
+// must agree exactly. The log is written before the transaction commits, so
+// the protocol is: append first, and take back what did not commit.
+//
+//   - The transaction aborts (a produce failed, a rebalance came): End
+//     returns false and the batch's entries are rewound at once
+//     (auditlog.Log.Rewind back to the tail before the batch). The session
+//     has reset the consumer to the committed offsets; the batch is consumed
+//     again after a back-off that grows while failures persist.
+//   - End fails and its outcome is unknown, or the process dies anywhere from
+//     step 3 on: the next owner of the partition (this instance after a
+//     restart, or another one after a rebalance) reconciles when the
+//     partition is assigned. It reads the group's committed offset for the
+//     partition stably (waiting out a transaction still pending), and rewinds
+//     the entries whose input offset is at or past it: exactly the entries of
+//     the batch that never committed. A torn last frame (a kill mid-write) was
+//     already cut by auditlog.Open.
+//   - Sequence numbers and system times of a batch processed again continue
+//     from the last committed entry, so the log has no gaps and no doubles.
+//
+// Reconciliation refuses to rewind entries that cannot all come from one
+// uncommitted batch: their input offsets would span more than a batch can
+// read. That happens only when the group's offsets were reset, deleted or
+// expired (offsets.retention.minutes) or the log belongs to another group,
+// and erasing committed history on that ground would break the rule. The
+// product stops with ErrFatal and says which offset to restore.
+//
+// The transactional id is stable per instance (Config.Instance), so a
+// restarted instance fences the zombie it replaces; the group instance id is
+// too (static membership), so it takes its old place in the group at once.
+//
+// # Duplicates from the source
+//
+// Debezium delivers at least once: after a connector restart it re-sends
+// events from its last flushed offset. An event is recognised by its source
+// position (Postgres lsn and txId, MySQL binlog file, position and row or
+// GTID, SQL Server commit_lsn, change_lsn and event_serial_no) and the entity
+// key of its first record; the key separates the rows of a snapshot, which
+// share one position. The identities of the last Config.DedupWindow records
+// of each partition are kept in memory and refilled from the change log on
+// assignment, so this state commits with the transaction and can never
+// disagree with what was published.
+//
+// # Failure classes
+//
+// Poison (malformed input, handler error or panic, schema misfit) goes to the
+// dead-letter topic inside the batch's transaction. Transient failures
+// (broker or registry unavailable, timeouts) are retried with back-off and
+// drop nothing. Fatal ones (an incompatible schema, a corrupt change log, a
+// log that disagrees with the group beyond one batch) stop the product with
+// an error wrapping ErrFatal; `meshlet run` exits non-zero naming it.
+//
+// # Stopping and scaling out
+//
+// On SIGTERM (context cancellation) the batch in flight is finished and
+// committed, the logs are closed and Run returns nil. N replicas run in one
+// consumer group, each with its own Instance; each owns the change logs of
+// the partitions it is assigned. The logs live under one data directory that
+// every replica reaches, and a lock file keeps a log to one writer: during a
+// rebalance the new owner waits until the old one has closed it between
+// batches.
 package runtime

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -366,4 +368,49 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRefusesToEraseCommittedHistory: a change log whose entries reach far
+// past what the group committed (here: a group with no offsets at all, as
+// after offsets expired) is not rewound; the product stops with ErrFatal.
+func TestRefusesToEraseCommittedHistory(t *testing.T) {
+	s := startStack(t)
+	m := s.product.Manifest
+	dir := filepath.Join(s.dataDir, "changelog", m.InputPorts[0].Topic+"-0")
+	l, err := auditlog.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []auditlog.Entry
+	for i := range 50 {
+		entries = append(entries, auditlog.Entry{
+			Seq: uint64(i + 1), SystemTime: int64(1_000 + i), ValidFrom: 1, Op: auditlog.OpAssert,
+			Key: []byte("k"), Payload: []byte{0, 0, 0, 0, 1},
+			Prov: auditlog.Provenance{Topic: m.InputPorts[0].Topic, Offset: int64(i) * 1000},
+		})
+	}
+	if err := l.Append(entries); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	// One record so partition 0 is fetched, though the check runs on assignment anyway.
+	s.produce([]*kgo.Record{{Topic: m.InputPorts[0].Topic, Partition: 0, Key: []byte(`{"id":1}`), Value: []byte(`{}`)}})
+
+	r, err := runtime.Start(context.Background(), s.product, runtime.Config{
+		Brokers: s.brokers, RegistryURL: s.registry, DataDir: s.dataDir, MaxBatch: 100,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = r.Run(ctx)
+	if !errors.Is(err, runtime.ErrFatal) || !strings.Contains(err.Error(), "refusing to erase committed history") {
+		t.Fatalf("Run = %v, want ErrFatal refusing to erase committed history", err)
+	}
+	rep, verr := auditlog.Verify(dir)
+	if verr != nil || rep.Entries != 50 {
+		t.Fatalf("the log was changed: %+v, %v", rep, verr)
+	}
 }

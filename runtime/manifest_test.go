@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"errors"
+
+	"github.com/meshlet/meshlet/cdc"
 	"os"
 	"strings"
 	"testing"
@@ -46,7 +48,7 @@ func TestManifestErrorsNameFileLineFieldAndFix(t *testing.T) {
 		want     string // the whole first error line
 	}{
 		{"unknown format", "format: debezium-json", "format: debezium-xml",
-			`product.yaml:9: inputPorts[0].format: is "debezium-xml"; known formats: debezium-json`},
+			`product.yaml:9: inputPorts[0].format: is "debezium-xml"; known formats: ` + strings.Join(cdc.Formats(), ", ")},
 		{"id not a URN", "id: urn:dataproduct:inventory:products", "id: products",
 			`product.yaml:3: id: is "products"; want a URN such as urn:dataproduct:inventory:products`},
 		{"schema not avsc", "schema: schemas/product.avsc", "schema: schemas/product.json",

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"time"
 
 	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/transforms"
@@ -52,7 +53,50 @@ type Config struct {
 	Group    string // consumer group; default: the product id
 	Instance string // stable per replica, part of the transactional id; default "0"
 
+	// MaxBatch caps the records of one poll batch, and so of one
+	// transaction (0: whatever one poll returns).
+	MaxBatch int
+	// BatchTimeout bounds how long a started batch may take to commit,
+	// also when shutdown is asked for meanwhile.
+	BatchTimeout time.Duration
+	// DedupWindow is how many recent records per input partition are
+	// remembered to recognise events the source sends again.
+	DedupWindow int
+	// SessionTimeout and TransactionTimeout override franz-go's defaults
+	// (45s and 40s): how fast a dead instance's partitions move on.
+	SessionTimeout     time.Duration
+	TransactionTimeout time.Duration
+
 	Logger *slog.Logger
 	// Now returns the current time in unix microseconds; tests pin it.
 	Now func() int64
+}
+
+// Every default of Config is set here, in one place.
+func (c Config) withDefaults(m *Manifest) Config {
+	if c.Group == "" {
+		c.Group = m.ID
+	}
+	if c.Instance == "" {
+		c.Instance = "0"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 10_000
+	}
+	if c.BatchTimeout == 0 {
+		c.BatchTimeout = 30 * time.Second
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = 100_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = func() int64 { return time.Now().UnixMicro() }
+	}
+	return c
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,10 +17,17 @@ import (
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/cdc"
+	"github.com/meshlet/meshlet/internal/failpoint"
 	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/transforms"
 )
+
+// ErrFatal marks an error the product must stop for: continuing would let
+// the change log and the output disagree (a corrupt log, a log that belongs
+// to another group) or publish what consumers cannot read (an incompatible
+// schema). Everything else is retried or dead-lettered.
+var ErrFatal = errors.New("fatal")
 
 // Stats counts what a running product has done. Counters move only when a
 // batch's transaction commits, so they describe committed output.
@@ -27,7 +36,9 @@ type Stats struct {
 	Records     atomic.Int64 // records published (and appended to the change log)
 	DeadLetters atomic.Int64 // input records sent to the dead-letter topic
 	Skipped     atomic.Int64 // tombstones and heartbeats: recognised, nothing to publish
+	Duplicates  atomic.Int64 // events the source sent again, recognised by source position
 	Batches     atomic.Int64 // committed transactions
+	Aborted     atomic.Int64 // batches abandoned and consumed again
 }
 
 // Runner runs one product. Create it with Start; stop it by cancelling the
@@ -42,7 +53,15 @@ type Runner struct {
 	schemaID int
 	decoders map[string]cdc.Decoder // by input topic
 	handler  transforms.Func
-	logs     map[partitionKey]*auditlog.Log
+
+	// parts are the assigned input partitions. Rebalance callbacks change the
+	// map only between batches (the client blocks rebalances while a batch is
+	// processed), but they run on the client's goroutine, hence the mutex.
+	mu    sync.Mutex
+	parts map[partitionKey]*partition
+	// assignErr is the first failure of a rebalance callback; the loop
+	// stops with it, since the callback itself cannot return an error.
+	assignErr atomic.Pointer[error]
 
 	stats Stats
 
@@ -57,7 +76,7 @@ type partitionKey struct {
 
 // Start prepares a product to run: it loads and registers the output schema
 // (refusing an incompatible one before anything is produced), and joins the
-// consumer group in a transactional session.
+// consumer group.
 func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 	cfg = cfg.withDefaults(p.Manifest)
 	r := &Runner{
@@ -66,7 +85,7 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 		log:      cfg.Logger.With("data_product", p.Manifest.ID),
 		decoders: make(map[string]cdc.Decoder),
 		handler:  transforms.Chain(p.Handler, transforms.Recover()),
-		logs:     make(map[partitionKey]*auditlog.Log),
+		parts:    make(map[partitionKey]*partition),
 	}
 	for _, in := range p.Manifest.InputPorts {
 		dec, err := cdc.NewDecoder(in.Format)
@@ -89,6 +108,16 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.WithLogger(kslog{r.log}),
+		// Static membership: a restarted replica takes its old place in the
+		// group at once, instead of a rebalance that waits for its dead self.
+		kgo.InstanceID(groupInstanceID(cfg.Instance)),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onRevoked),
+	}
+	if cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout))
 	}
 	if cfg.Delivery == AtLeastOnce {
 		cl, err := kgo.NewClient(append(opts, kgo.DisableAutoCommit())...)
@@ -98,10 +127,11 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 		r.sess = plainSession{cl}
 		return r, nil
 	}
-	sess, err := kgo.NewGroupTransactSession(append(opts,
-		kgo.TransactionalID(transactionalID(p.Manifest.ID, cfg.Instance)),
-		kgo.RequireStableFetchOffsets(),
-	)...)
+	opts = append(opts, kgo.TransactionalID(transactionalID(p.Manifest.ID, cfg.Instance)), kgo.RequireStableFetchOffsets())
+	if cfg.TransactionTimeout > 0 {
+		opts = append(opts, kgo.TransactionTimeout(cfg.TransactionTimeout))
+	}
+	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka session: %w", err)
 	}
@@ -109,6 +139,8 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 	return r, nil
 }
 
+// registerSchema registers the output schema, retrying while the registry
+// is unreachable; an incompatible schema is fatal at once.
 func (r *Runner) registerSchema(ctx context.Context) error {
 	port := r.product.Manifest.OutputPorts[0]
 	s, err := r.product.OutputSchema()
@@ -119,16 +151,45 @@ func (r *Runner) registerSchema(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("schema registry %s: %w", r.cfg.RegistryURL, err)
 	}
-	id, err := reg.Register(ctx, port.Subject, s, schemas.Compat(port.Compatibility))
-	if err != nil {
-		return fmt.Errorf("output port %s: register schema under subject %s: %w", port.Name, port.Subject, err)
+	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	var id int
+	for {
+		id, err = reg.Register(ctx, port.Subject, s, schemas.Compat(port.Compatibility))
+		if err == nil {
+			break
+		}
+		if errors.Is(err, schemas.ErrIncompatible) {
+			return fmt.Errorf("%w: output port %s: %w", ErrFatal, port.Name, err)
+		}
+		r.log.Warn("schema registry unavailable; retrying", "registry", r.cfg.RegistryURL, "subject", port.Subject, "err", err)
+		if werr := b.wait(ctx); werr != nil {
+			return fmt.Errorf("output port %s: register schema under subject %s: %w", port.Name, port.Subject, err)
+		}
 	}
 	if r.encoder, err = schemas.NewEncoder(s, id); err != nil {
 		return err
 	}
 	r.schemaID = id
+	if err := r.saveSchema(id, s); err != nil {
+		return err
+	}
 	r.log.Info("output schema registered", "port", port.Name, "subject", port.Subject, "schema_id", id)
 	return nil
+}
+
+// saveSchema keeps the published schema beside the change logs, so auditors
+// can decode entries offline without the registry.
+func (r *Runner) saveSchema(id int, s *schemas.Schema) error {
+	dir := filepath.Join(r.cfg.DataDir, "schemas")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, strconv.Itoa(id)+".avsc")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(s.Published()), 0o640); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // Stats returns the live counters.
@@ -138,11 +199,16 @@ func (r *Runner) Stats() *Stats { return &r.stats }
 func (r *Runner) SchemaID() int { return r.schemaID }
 
 // Run processes poll batches until ctx is cancelled or a fatal error occurs.
-// It closes the session and the change logs before it returns.
+// On cancellation the batch in flight is finished and committed first; then
+// the session and the change logs are closed.
 func (r *Runner) Run(ctx context.Context) error {
 	defer r.close()
+	retry := backoff{min: 50 * time.Millisecond, max: 5 * time.Second}
 	for {
-		fetches := r.sess.PollFetches(ctx)
+		fetches := r.poll(ctx)
+		if p := r.assignErr.Load(); p != nil {
+			return *p
+		}
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
@@ -152,19 +218,39 @@ func (r *Runner) Run(ctx context.Context) error {
 		if fetches.NumRecords() == 0 {
 			continue
 		}
-		if err := r.runBatch(ctx, fetches); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		// A batch that started is finished even if shutdown is asked for
+		// meanwhile: committing it is the clean way out.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.BatchTimeout)
+		committed, err := r.runBatch(bctx, fetches)
+		cancel()
+		if err != nil {
 			return err
+		}
+		if committed {
+			retry = backoff{min: retry.min, max: retry.max}
+			continue
+		}
+		// Back-pressure: an aborted batch is consumed again, after a pause
+		// that grows while the cause (a broker outage, say) persists.
+		if err := retry.wait(ctx); err != nil {
+			return nil
 		}
 	}
 }
 
-// runBatch is one cycle of the batch loop; see the package doc.
-func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) error {
+func (r *Runner) poll(ctx context.Context) kgo.Fetches {
+	if r.cfg.MaxBatch > 0 {
+		return r.sess.PollRecords(ctx, r.cfg.MaxBatch)
+	}
+	return r.sess.PollFetches(ctx)
+}
+
+// runBatch is one cycle of the batch loop; see the package doc. It reports
+// whether the batch committed; an error is fatal.
+func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
+	defer r.sess.AllowRebalance()
 	if err := r.sess.Begin(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return false, fmt.Errorf("begin transaction: %w", err)
 	}
 	b := &r.batch
 	b.reset()
@@ -175,9 +261,10 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) error {
 		}
 	})
 	if procErr != nil {
-		_, _ = r.sess.End(ctx, false)
-		return procErr
+		r.sess.End(ctx, false)
+		return false, procErr
 	}
+	failpoint.Hit("runtime/after-append")
 
 	var produceErr atomic.Pointer[error]
 	for _, rec := range b.produce {
@@ -188,41 +275,86 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) error {
 			}
 		})
 	}
+	failpoint.Hit("runtime/before-commit")
 	committed, err := r.sess.End(ctx, produceErr.Load() == nil)
 	if err != nil {
-		return fmt.Errorf("end transaction: %w", err)
+		// The outcome is unknown to us: ask the group what committed and
+		// make the logs agree with it, as after a crash.
+		r.log.Warn("ending the transaction failed; reconciling change logs with the committed offsets", "err", err)
+		return false, r.reconcileAll(ctx)
 	}
+	failpoint.Hit("runtime/after-commit")
 	if !committed {
 		if p := produceErr.Load(); p != nil {
 			r.log.Warn("batch aborted; it will be consumed again", "err", *p)
 		} else {
 			r.log.Warn("batch aborted by a rebalance; it will be consumed again")
 		}
-		return nil
+		r.stats.Aborted.Add(1)
+		return false, r.takeBackBatch()
 	}
 	r.stats.EventsIn.Add(int64(fetches.NumRecords()))
 	r.stats.Records.Add(int64(b.records))
 	r.stats.DeadLetters.Add(int64(b.deadLetters))
 	r.stats.Skipped.Add(int64(b.skipped))
+	r.stats.Duplicates.Add(int64(b.duplicates))
 	r.stats.Batches.Add(1)
+	return true, nil
+}
+
+// takeBackBatch removes what the aborted batch appended to each change log
+// and refills the identity windows the batch had added to.
+func (r *Runner) takeBackBatch() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.parts {
+		if !p.appended {
+			continue
+		}
+		start := p.batchStart
+		if _, err := p.log.Rewind(func(e *auditlog.Entry) bool { return e.Seq > start }); err != nil {
+			return fmt.Errorf("%w: take back aborted batch from %s: %w", ErrFatal, p.log.Dir(), err)
+		}
+		p.appended = false
+		if err := r.refillWindow(p); err != nil {
+			return fmt.Errorf("%w: %w", ErrFatal, err)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) reconcileAll(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.parts {
+		p.appended = false
+		if err := r.reconcile(ctx, p); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 // processPartition turns one partition's records into output records and
 // change-log entries, and appends the entries.
-func (r *Runner) processPartition(ctx context.Context, p kgo.FetchTopicPartition) error {
-	if len(p.Records) == 0 {
+func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartition) error {
+	if len(fp.Records) == 0 {
 		return nil
 	}
-	clog, err := r.changeLog(p.Topic, p.Partition)
-	if err != nil {
-		return err
+	k := partitionKey{fp.Topic, fp.Partition}
+	r.mu.Lock()
+	p := r.parts[k]
+	r.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("%w: records for %s/%d, which is not assigned to this instance", ErrFatal, k.topic, k.partition)
 	}
 	b := &r.batch
 	b.entries = b.entries[:0]
-	seq, sysTime, _ := clog.Tail()
-	dec := r.decoders[p.Topic]
-	for _, in := range p.Records {
+	seq, sysTime, _ := p.log.Tail()
+	p.batchStart = seq
+	dec := r.decoders[fp.Topic]
+	var err error
+	for _, in := range fp.Records {
 		b.change = cdc.Change{}
 		if err := dec.Decode(in.Key, in.Value, &b.change); err != nil {
 			b.deadLetter(r, in, "malformed", err)
@@ -243,6 +375,14 @@ func (r *Runner) processPartition(ctx context.Context, p kgo.FetchTopicPartition
 			b.deadLetter(r, in, class, err)
 			continue
 		}
+		if len(b.outputs) == 0 {
+			continue
+		}
+		pos := c.Source.Position.String()
+		if pos != "" && p.seen.has(identity(pos, []byte(b.outputs[0].Key))) {
+			b.duplicates++
+			continue
+		}
 		// All records of one change go out, or none: remember where the
 		// change started so a bad record rolls the whole change back.
 		mark := b.mark()
@@ -250,7 +390,7 @@ func (r *Runner) processPartition(ctx context.Context, p kgo.FetchTopicPartition
 		for i := range b.outputs {
 			nextSeq++
 			nextSys = max(r.cfg.Now(), nextSys+1)
-			if err = b.addRecord(r, in, c, &b.outputs[i], nextSeq, nextSys); err != nil {
+			if err = b.addRecord(r, in, c, pos, &b.outputs[i], nextSeq, nextSys); err != nil {
 				break
 			}
 		}
@@ -259,40 +399,76 @@ func (r *Runner) processPartition(ctx context.Context, p kgo.FetchTopicPartition
 			b.deadLetter(r, in, "schema", err)
 			continue
 		}
+		if pos != "" {
+			for i := range b.outputs {
+				p.seen.add(identity(pos, []byte(b.outputs[i].Key)))
+			}
+		}
 		seq, sysTime = nextSeq, nextSys
 	}
 	if len(b.entries) == 0 {
 		return nil
 	}
-	if err := clog.Append(b.entries); err != nil {
-		return fmt.Errorf("change log %s: %w", clog.Dir(), err)
+	p.appended = true
+	if err := p.log.Append(b.entries); err != nil {
+		return fmt.Errorf("%w: change log %s: %w", ErrFatal, p.log.Dir(), err)
 	}
 	return nil
 }
 
-func (r *Runner) changeLog(topic string, partition int32) (*auditlog.Log, error) {
-	k := partitionKey{topic, partition}
-	if l, ok := r.logs[k]; ok {
-		return l, nil
+// onAssigned opens and reconciles the change logs of newly assigned
+// partitions. It runs between batches.
+func (r *Runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	for topic, ps := range assigned {
+		for _, n := range ps {
+			k := partitionKey{topic, n}
+			p, err := r.openPartition(ctx, k)
+			if err != nil {
+				if ctx.Err() == nil {
+					err = fmt.Errorf("assigned %s/%d: %w", topic, n, err)
+					r.assignErr.CompareAndSwap(nil, &err)
+				}
+				return
+			}
+			r.mu.Lock()
+			if old := r.parts[k]; old != nil {
+				old.log.Close()
+			}
+			r.parts[k] = p
+			r.mu.Unlock()
+			r.log.Info("partition assigned", "topic", topic, "partition", n)
+		}
 	}
-	dir := filepath.Join(r.cfg.DataDir, "changelog", topic+"-"+strconv.Itoa(int(partition)))
-	l, err := auditlog.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open change log for %s/%d: %w", topic, partition, err)
+}
+
+// onRevoked closes the change logs of partitions this instance no longer
+// owns, so their new owner can open them.
+func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for topic, ps := range revoked {
+		for _, n := range ps {
+			k := partitionKey{topic, n}
+			if p := r.parts[k]; p != nil {
+				if err := p.log.Close(); err != nil {
+					r.log.Error("close change log", "topic", topic, "partition", n, "err", err)
+				}
+				delete(r.parts, k)
+				r.log.Info("partition revoked", "topic", topic, "partition", n)
+			}
+		}
 	}
-	if rec := l.Recovery(); rec.TruncatedBytes > 0 {
-		r.log.Warn("change log had a torn tail; cut it", "dir", dir, "segment", rec.Segment, "bytes", rec.TruncatedBytes)
-	}
-	r.logs[k] = l
-	return l, nil
 }
 
 func (r *Runner) close() {
 	r.sess.Close()
-	for k, l := range r.logs {
-		if err := l.Close(); err != nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, p := range r.parts {
+		if err := p.log.Close(); err != nil {
 			r.log.Error("close change log", "topic", k.topic, "partition", k.partition, "err", err)
 		}
+		delete(r.parts, k)
 	}
 }
 
@@ -306,13 +482,13 @@ type batch struct {
 	produce []*kgo.Record
 	arena   []byte
 
-	records, deadLetters, skipped int
+	records, deadLetters, skipped, duplicates int
 }
 
 func (b *batch) reset() {
 	b.produce = b.produce[:0]
 	b.arena = make([]byte, 0, max(cap(b.arena), 64<<10))
-	b.records, b.deadLetters, b.skipped = 0, 0, 0
+	b.records, b.deadLetters, b.skipped, b.duplicates = 0, 0, 0, 0
 }
 
 type batchMark struct{ entries, produce, records int }
@@ -331,7 +507,7 @@ func (b *batch) deadLetter(r *Runner, in *kgo.Record, class string, err error) {
 }
 
 // addRecord stamps, encodes and queues one handler output.
-func (b *batch) addRecord(r *Runner, in *kgo.Record, c *cdc.Change, out *transforms.Output, seq uint64, sysTime int64) error {
+func (b *batch) addRecord(r *Runner, in *kgo.Record, c *cdc.Change, pos string, out *transforms.Output, seq uint64, sysTime int64) error {
 	meta := schemas.Meta{SystemFrom: sysTime, Deleted: out.Deleted, ValidFrom: c.CommitTime.UnixMicro()}
 	if !out.ValidFrom.IsZero() {
 		meta.ValidFrom = out.ValidFrom.UnixMicro()
@@ -360,7 +536,7 @@ func (b *batch) addRecord(r *Runner, in *kgo.Record, c *cdc.Change, out *transfo
 		Key: key, Payload: wire,
 		Prov: auditlog.Provenance{
 			Topic: in.Topic, Partition: in.Partition, Offset: in.Offset,
-			SourcePosition: c.Source.Position.String(), SchemaID: uint32(r.schemaID),
+			SourcePosition: pos, SchemaID: uint32(r.schemaID),
 		},
 	})
 	b.produce = append(b.produce, &kgo.Record{Topic: r.product.Manifest.OutputPorts[0].Topic, Key: key, Value: wire})
@@ -368,24 +544,8 @@ func (b *batch) addRecord(r *Runner, in *kgo.Record, c *cdc.Change, out *transfo
 	return nil
 }
 
-func (c Config) withDefaults(m *Manifest) Config {
-	if c.Group == "" {
-		c.Group = m.ID
-	}
-	if c.Instance == "" {
-		c.Instance = "0"
-	}
-	if c.DataDir == "" {
-		c.DataDir = "data"
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Now == nil {
-		c.Now = func() int64 { return time.Now().UnixMicro() }
-	}
-	return c
-}
+// groupInstanceID is the replica's static group membership id (KIP-345).
+func groupInstanceID(instance string) string { return "meshlet-" + instance }
 
 // transactionalID is stable per product and instance, so a restarted
 // instance fences the zombie it replaces.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/meshlet/meshlet/examples/inventory"
 	"github.com/meshlet/meshlet/runtime"
@@ -15,31 +16,48 @@ func init() {
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", "run [flags]\n\nRuns the example product against a real Kafka cluster and schema registry\n(for instance the stack in docker-compose.yml) until Ctrl-C.", stderr)
+	fs := newFlags("run", "run [flags]\n\nRuns the example product against a Kafka cluster and schema registry (for instance\nthe stack in docker-compose.yml) until Ctrl-C or SIGTERM, which finish and commit the\nbatch in flight, close the change logs and exit 0.", stderr)
 	brokers := fs.String("brokers", "localhost:9092", "comma-separated Kafka bootstrap brokers")
 	registry := fs.String("registry", "http://localhost:8081", "schema registry URL")
-	dataDir := fs.String("data", "data", "directory for the change logs")
-	instance := fs.String("instance", "0", "stable id of this replica (part of its transactional id)")
+	dataDir := fs.String("data", "data", "directory for the change logs (shared by the replicas of a product)")
+	instance := fs.String("instance", "0", "stable id of this replica, part of its transactional id: a restart with the same id fences its zombie")
+	delivery := fs.String("delivery", "exactly-once", "exactly-once or at-least-once")
+	maxBatch := fs.Int("max-batch", 0, "most input records in one batch/transaction (0: the runtime default)")
+	sessionTimeout := fs.Duration("session-timeout", 0, "consumer group session timeout (0: franz-go's 45s)")
+	txnTimeout := fs.Duration("txn-timeout", 0, "transaction timeout (0: franz-go's 40s)")
 	verbose := fs.Bool("v", false, "log each step, not only warnings")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	cfg := runtime.Config{
+		Brokers: strings.Split(*brokers, ","), RegistryURL: *registry, DataDir: *dataDir,
+		Instance: *instance, MaxBatch: *maxBatch, SessionTimeout: *sessionTimeout, TransactionTimeout: *txnTimeout,
+		Logger: newLogger(stderr, *verbose),
+	}
+	switch *delivery {
+	case "exactly-once":
+		cfg.Delivery = runtime.ExactlyOnce
+	case "at-least-once":
+		cfg.Delivery = runtime.AtLeastOnce
+	default:
+		return fmt.Errorf("--delivery %q: want exactly-once or at-least-once", *delivery)
 	}
 	product, err := inventory.New()
 	if err != nil {
 		return err
 	}
-	r, err := runtime.Start(ctx, product, runtime.Config{
-		Brokers: strings.Split(*brokers, ","), RegistryURL: *registry, DataDir: *dataDir,
-		Instance: *instance, Logger: newLogger(stderr, *verbose),
-	})
+	r, err := runtime.Start(ctx, product, cfg)
 	if err != nil {
 		return err
 	}
 	m := product.Manifest
-	fmt.Fprintf(stdout, "running %s: %s -> %s (dead letters: %s); Ctrl-C to stop\n",
-		m.ID, m.InputPorts[0].Topic, m.OutputPorts[0].Topic, m.DeadLetter.Topic)
+	fmt.Fprintf(stdout, "running %s (%s, instance %s): %s -> %s (dead letters: %s); Ctrl-C to stop\n",
+		m.ID, cfg.Delivery, *instance, m.InputPorts[0].Topic, m.OutputPorts[0].Topic, m.DeadLetter.Topic)
+	start := time.Now()
 	err = r.Run(ctx)
 	st := r.Stats()
-	fmt.Fprintf(stdout, "stopped: %d events in, %d records out, %d dead letters\n", st.EventsIn.Load(), st.Records.Load(), st.DeadLetters.Load())
+	fmt.Fprintf(stdout, "stopped after %s: %d events in, %d records out, %d dead letters, %d duplicates dropped, %d batches committed, %d aborted\n",
+		time.Since(start).Round(time.Millisecond), st.EventsIn.Load(), st.Records.Load(), st.DeadLetters.Load(),
+		st.Duplicates.Load(), st.Batches.Load(), st.Aborted.Load())
 	return err
 }
