@@ -23,8 +23,9 @@
 //	    16   32  chain hash of the entry before the first one (32 zero bytes for seq 1)
 //	    48    4  CRC-32C (Castagnoli) of bytes 0-47, big-endian
 //
-// A reader refuses any version it does not know. Signed checkpoints and
-// Merkle trees will arrive as a later version; version 1 has neither.
+// A reader refuses any version it does not know. Signed checkpoints and the
+// Merkle tree live in files beside the segments (see Checkpoints) and leave
+// this format unchanged.
 //
 // # Frames
 //
@@ -133,5 +134,142 @@
 // What the chain alone cannot show is a log cut short at a frame boundary,
 // or rewritten from some entry on with every hash recomputed. Comparing the
 // head hash against one recorded elsewhere catches both; signed checkpoints
-// will make that systematic.
+// (below) make that systematic.
+//
+// # Bitemporal queries
+//
+// Store reads every log under a root and answers in XTDB's terms. Each
+// entry asserts (or, Op 'r', retracts) its key over the valid period
+// [ValidFrom, ValidTo), ValidTo 0 meaning open, as recorded at SystemTime.
+// Periods are half-open throughout. Logs of one product share its system
+// clock, so entries of all logs are merged by (SystemTime, log name, Seq);
+// the name only breaks ties between partitions that stamped the same
+// microsecond. That merged order is what "later" means below.
+//
+//   - As of system time T, at valid time V, the belief about key K is the
+//     latest entry of K recorded at or before T whose valid period contains
+//     V; if it is a retraction, or there is none, K is absent
+//     (Store.AsOf(T).ValidAt(V).Get). Scan gives that for every key.
+//   - History(K) is K's belief as rectangles (Version): a valid period
+//     [ValidFrom, ValidTo) believed over a system period [SystemFrom,
+//     SystemTo), SystemTo 0 meaning still believed. A new entry closes, at
+//     its system time, every version whose valid period it overlaps;
+//     whatever of those versions lies outside its valid period is re-emitted
+//     as a new version from that same system time; an assertion then adds its
+//     own version. A retraction adds none, so a delete closes the valid
+//     period and nothing is ever overwritten. An entry with an empty valid
+//     period (ValidTo <= ValidFrom, not 0) changes nothing. The versions with
+//     SystemTo 0 are the history as believed now.
+//   - Corrections(T1, T2) lists the entries recorded in [T1, T2) that are
+//     back-dated: entry E of key K is a correction when an earlier entry of
+//     K (any log) has a later ValidFrom than E's, that is E's valid period
+//     starts before the latest valid-from already recorded for K, so E
+//     rewrites a stretch of the past the product had already published. A
+//     key's first entry, and an entry whose ValidFrom equals the latest so
+//     far, are not corrections. Retractions count like assertions.
+//   - Replay(T1, T2) gives every entry recorded in [T1, T2), in merged order.
+//
+// # Index
+//
+// Each log's index lives in its directory under index/ (or under a
+// directory given with IndexDir). It is derived data: deleting it costs a
+// rebuild, nothing else. It holds
+//
+//	MANIFEST                       JSON {"format":1,"runs":[names]}, replaced by rename
+//	LOCK                           flock held while a refresh writes
+//	FFFFFFFFFFFFFFFFFFFF-LLLLLLLLLLLLLLLLLLLL.run
+//	                               a run: entries FIRST..LAST (20-digit seqs)
+//
+// The runs named by the manifest cover seq 1..N without gaps. A run file,
+// integers big-endian, n = LAST-FIRST+1:
+//
+//	offset          size     field
+//	     0             6     magic "MSHIDX"
+//	     6             1     version, 1
+//	     7             1     reserved, 0
+//	     8             8     FIRST
+//	    16             8     LAST
+//	    24             8     system time of LAST
+//	    32            32     chain hash of LAST
+//	    64             4     records per key block, 128
+//	    68             4     CRC-32C of bytes 0-67
+//	    72          48*n     by-key records, sorted by (key hash, system time):
+//	                           key hash 16 (first 16 bytes of SHA-256(key)),
+//	                           system time 8, valid from 8, valid to 8,
+//	                           seq<<8 | op 8
+//	72+48n          16*n     by-seq records, in seq order: system time 8,
+//	                           byte offset of the entry's frame in its segment 8
+//	72+64n   32*ceil(n/128)  key block table: per block of 128 by-key records,
+//	                           the first record's key hash 16 and system time 8,
+//	                           the block's CRC-32C 4, zero 4
+//	...      16*ceil(n/256)  seq block table: per block of 256 by-seq records,
+//	                           the first record's system time 8, CRC-32C 4, zero 4
+//	end-4              4     CRC-32C of both tables
+//
+// Only the two block tables are held in memory (about 0.3 bytes per
+// entry). A Get binary-searches them and reads one 6 KiB key block per
+// run, newest run first, then the one frame the chosen record points at,
+// whose CRC, seq and key are checked: a lookup never scans the log. Every
+// block is checked against its CRC when read. History reads the key's
+// records and frames; Scan merges the runs' key sections; Replay finds its
+// first entry through the seq blocks and reads the segments from there.
+//
+// Refresh brings an index up to its log without the log's LOCK, so it runs
+// beside the writer. The last entry of the newest run must still carry the
+// chain hash the run recorded; if not (Rewind took it back, or the log was
+// replaced) that run is dropped and the check moves to the run before. It
+// then reads the frames after the last intact run, checking CRCs and the
+// chain from that run's hash, and writes them out in runs of at most 2^18
+// entries, sorted in memory (about 16 MiB). A frame that does not check out
+// in the last segment is taken for one being written and ends the refresh.
+// Runs written by one refresh are merged into one, and a run is merged into
+// the one before it while that one is at most four times its size, so there
+// are O(log n) runs and the newest entries sit in the smallest. Runs are
+// written to NAME.tmp, synced and renamed; the manifest is replaced last,
+// and unnamed run files are deleted.
+//
+// # Checkpoints
+//
+// A log's checkpoints and Merkle tree live in its directory under
+// checkpoints/. The tree is RFC 6962's over the log's entries in seq order;
+// leaf n-1 is entry n and its leaf hash is SHA-256(0x00 || body), body being
+// the entry body exactly as framed (frame bytes [8, L-24)), so an inclusion
+// proof speaks about the entry's bytes, not about its chain hash. Hashing,
+// compact ranges and proofs are github.com/transparency-dev/merkle's.
+//
+//	NNNNNNNNNNNNNNNNNNNN.note   a signed checkpoint of the first N entries
+//	tree.state                  the compact range over entries 1..size
+//	nodes-LL.bin                hashes of the perfect subtrees at level LL
+//	                            (LL >= 4, 16 leaves and up), node i at byte 32*i
+//
+// A checkpoint is a C2SP tlog-checkpoint signed note (golang.org/x/mod/
+// sumdb/note, Ed25519): the origin line "<key name>/<log directory name>",
+// the tree size in decimal, the root hash in standard base64, a blank line
+// and the signature line. Log.Checkpoint extends tree.state with the
+// entries appended since (it checks that the last entry it covered still has
+// the chain hash it recorded, then reads only the new frames), writes the
+// node files, then tree.state, then the note, each synced and renamed into
+// place. tree.state, integers big-endian:
+//
+//	offset  size  field
+//	     0     6  magic "MSHTRE"
+//	     6     1  version, 1
+//	     7     1  reserved, 0
+//	     8     8  size: entries covered
+//	    16    32  chain hash of entry size
+//	    48     8  first seq of the segment holding entry size
+//	    56     8  byte offset of its frame
+//	    64     4  number of compact-range hashes, k
+//	    68  32*k  the compact range's hashes, left to right
+//	     -     4  CRC-32C of everything before
+//
+// The product's key pair (KeyFile, VerifierFile) is made on first use by
+// LoadOrCreateKey. Store.ProveInclusion and Store.ProveConsistency build
+// RFC 6962 proofs from the node files, rehashing the few levels below 4
+// from entries found through the index, and verify them before returning.
+// VerifySince trusts none of those files: it walks the chain, recomputes the
+// tree from the entries, checks the root at the old checkpoint's size and a
+// consistency proof to the current size, and on a mismatch names the
+// entries holding the first difference, bracketed by the other signed
+// checkpoints and, when they were left alone, by the stored nodes.
 package auditlog

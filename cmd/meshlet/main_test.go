@@ -106,7 +106,7 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("unknown command: exit %d, stderr:\n%s", code, errOut)
 	}
 	_, errOut, code = meshlet(t, "audit")
-	if code != 2 || !strings.Contains(errOut, "Usage: meshlet audit verify DIR") {
+	if code != 2 || !strings.HasPrefix(errOut, "Usage: meshlet audit ") || !strings.Contains(errOut, "meshlet audit verify DIR") {
 		t.Fatalf("audit alone: exit %d, stderr:\n%s", code, errOut)
 	}
 	_, errOut, code = meshlet(t, "audit", "verify")

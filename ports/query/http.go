@@ -1,0 +1,305 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshlet/meshlet/auditlog"
+)
+
+// Handler serves the query port:
+//
+//	GET /v1/entities/{key}                        current version, from Redis
+//	GET /v1/entities/{key}?asOf=T&validAt=V       as of system time T, valid at V, from the log index
+//	GET /v1/entities/{key}/history                every version with both periods, from the log index
+//
+// T and V are RFC 3339 times or "now"; either may be given alone (the
+// other is now). Answers are JSON; an absent entity is a 404 whose body
+// still says what was asked.
+type Handler struct {
+	Store   *auditlog.Store // as-of and history; nil: those answer 503
+	Current *RedisStore     // current state; nil: current reads go to Store
+	Decoder *Decoder        // payload fields; nil: payloads as base64
+	// Staleness bounds how old the Store's view of the logs may be: a
+	// query refreshes it first when the last refresh is older (default 1s).
+	Staleness time.Duration
+	Log       *slog.Logger
+	Now       func() time.Time
+
+	mu        sync.Mutex
+	refreshed time.Time
+}
+
+// Register adds the query routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/entities/{key}", h.entity)
+	mux.HandleFunc("GET /v1/entities/{key}/history", h.history)
+}
+
+// ServeHTTP serves the query routes on their own.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	mux := http.NewServeMux()
+	h.Register(mux)
+	mux.ServeHTTP(w, r)
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// EntryJSON is one change-log entry as the query port and `meshlet --json`
+// print it: _system_from is when it was recorded.
+type EntryJSON struct {
+	ValidFrom  string         `json:"_valid_from"`
+	ValidTo    *string        `json:"_valid_to"` // null: open
+	SystemFrom string         `json:"_system_from"`
+	Op         string         `json:"op"` // "assert" or "retract"
+	Log        string         `json:"log"`
+	Seq        uint64         `json:"seq"`
+	SchemaID   uint32         `json:"schema_id,omitempty"`
+	Fields     map[string]any `json:"fields,omitempty"`
+	Payload    []byte         `json:"payload,omitempty"` // when no schema decoder is configured
+}
+
+// VersionJSON is one rectangle of an entity's history: the entry's fields,
+// believed over [_valid_from, _valid_to) from _system_from until
+// _system_to (null: still believed). recorded is when the entry was.
+type VersionJSON struct {
+	ValidFrom  string         `json:"_valid_from"`
+	ValidTo    *string        `json:"_valid_to"`
+	SystemFrom string         `json:"_system_from"`
+	SystemTo   *string        `json:"_system_to"`
+	Log        string         `json:"log"`
+	Seq        uint64         `json:"seq"`
+	Recorded   string         `json:"recorded"`
+	SchemaID   uint32         `json:"schema_id,omitempty"`
+	Fields     map[string]any `json:"fields,omitempty"`
+	Payload    []byte         `json:"payload,omitempty"`
+}
+
+// FormatTime renders unix microseconds as RFC 3339 with microseconds, UTC.
+func FormatTime(us int64) string {
+	return time.UnixMicro(us).UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+}
+
+func optTime(us int64) *string {
+	if us == 0 {
+		return nil
+	}
+	s := FormatTime(us)
+	return &s
+}
+
+// ParseTime reads an RFC 3339 time, or "now" (now).
+func ParseTime(s string, now time.Time) (int64, error) {
+	if s == "" || strings.EqualFold(s, "now") {
+		return now.UnixMicro(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an RFC 3339 time (like 2026-05-01T12:00:00Z) or \"now\"", s)
+	}
+	return t.UnixMicro(), nil
+}
+
+// Version renders a version; fields decoded when d is set.
+func Version(ctx context.Context, d *Decoder, v auditlog.Version) (VersionJSON, error) {
+	j := VersionJSON{
+		ValidFrom: FormatTime(v.ValidFrom), ValidTo: optTime(v.ValidTo),
+		SystemFrom: FormatTime(v.SystemFrom), SystemTo: optTime(v.SystemTo),
+		Log: v.Fact.Log, Seq: v.Fact.Seq, Recorded: FormatTime(v.Fact.SystemTime), SchemaID: v.Fact.Prov.SchemaID,
+	}
+	var err error
+	j.Fields, j.Payload, err = fields(ctx, d, &v.Fact)
+	return j, err
+}
+
+// Entry renders an entry; fields decoded when d is set (none for a retraction).
+func Entry(ctx context.Context, d *Decoder, f *auditlog.Fact) (EntryJSON, error) {
+	j := EntryJSON{
+		ValidFrom: FormatTime(f.ValidFrom), ValidTo: optTime(f.ValidTo), SystemFrom: FormatTime(f.SystemTime),
+		Op: OpName(f.Op), Log: f.Log, Seq: f.Seq, SchemaID: f.Prov.SchemaID,
+	}
+	if f.Op == auditlog.OpRetract {
+		return j, nil
+	}
+	var err error
+	j.Fields, j.Payload, err = fields(ctx, d, f)
+	return j, err
+}
+
+// OpName spells an entry's op.
+func OpName(op byte) string {
+	switch op {
+	case auditlog.OpAssert:
+		return "assert"
+	case auditlog.OpRetract:
+		return "retract"
+	}
+	return fmt.Sprintf("0x%02x", op)
+}
+
+func fields(ctx context.Context, d *Decoder, f *auditlog.Fact) (map[string]any, []byte, error) {
+	if d == nil {
+		return nil, f.Payload, nil
+	}
+	m, err := d.Fields(ctx, f.Payload)
+	if err != nil {
+		return nil, nil, fmt.Errorf("log %s seq %d: %w", f.Log, f.Seq, err)
+	}
+	return m, nil, nil
+}
+
+type entityAnswer struct {
+	Key     string     `json:"key"`
+	Found   bool       `json:"found"`
+	Source  string     `json:"source"` // "redis" or "index"
+	AsOf    string     `json:"asOf"`
+	ValidAt string     `json:"validAt"`
+	Entry   *EntryJSON `json:"entry,omitempty"` // the entry that held then (see EntryJSON)
+}
+
+type historyAnswer struct {
+	Key      string        `json:"key"`
+	Versions []VersionJSON `json:"versions"`
+}
+
+type errorAnswer struct {
+	Error string `json:"error"`
+}
+
+func (h *Handler) entity(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	now := h.now()
+	q := r.URL.Query()
+	asOf, err := ParseTime(q.Get("asOf"), now)
+	if err != nil {
+		h.reply(w, http.StatusBadRequest, errorAnswer{"asOf: " + err.Error()})
+		return
+	}
+	validAt, err := ParseTime(q.Get("validAt"), now)
+	if err != nil {
+		h.reply(w, http.StatusBadRequest, errorAnswer{"validAt: " + err.Error()})
+		return
+	}
+	ans := entityAnswer{Key: key, AsOf: FormatTime(asOf), ValidAt: FormatTime(validAt)}
+	current := !q.Has("asOf") && !q.Has("validAt")
+	if current && h.Current != nil {
+		ans.Source = "redis"
+		c, ok, err := h.Current.Get(r.Context(), []byte(key), validAt)
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		if ok {
+			f := auditlog.Fact{Log: c.Log, Entry: auditlog.Entry{Seq: c.Seq, SystemTime: c.SystemTime, ValidFrom: c.ValidFrom,
+				ValidTo: c.ValidTo, Op: auditlog.OpAssert, Key: c.Key, Payload: c.Payload}}
+			e, err := Entry(r.Context(), h.Decoder, &f)
+			if err != nil {
+				h.fail(w, err)
+				return
+			}
+			ans.Found, ans.Entry = true, &e
+		}
+	} else {
+		if !h.fresh(w) {
+			return
+		}
+		ans.Source = "index"
+		f, ok, err := h.Store.AsOf(asOf).ValidAt(validAt).Get([]byte(key))
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		if ok {
+			e, err := Entry(r.Context(), h.Decoder, &f)
+			if err != nil {
+				h.fail(w, err)
+				return
+			}
+			ans.Found, ans.Entry = true, &e
+		}
+	}
+	code := http.StatusOK
+	if !ans.Found {
+		code = http.StatusNotFound
+	}
+	h.reply(w, code, ans)
+}
+
+func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
+	if !h.fresh(w) {
+		return
+	}
+	key := r.PathValue("key")
+	vs, err := h.Store.History([]byte(key))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	ans := historyAnswer{Key: key, Versions: []VersionJSON{}}
+	for _, v := range vs {
+		j, err := Version(r.Context(), h.Decoder, v)
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		ans.Versions = append(ans.Versions, j)
+	}
+	code := http.StatusOK
+	if len(vs) == 0 {
+		code = http.StatusNotFound
+	}
+	h.reply(w, code, ans)
+}
+
+// fresh refreshes the store when its view is older than Staleness.
+func (h *Handler) fresh(w http.ResponseWriter) bool {
+	if h.Store == nil {
+		h.reply(w, http.StatusServiceUnavailable, errorAnswer{"no change-log index on this replica"})
+		return false
+	}
+	stale := h.Staleness
+	if stale == 0 {
+		stale = time.Second
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if now := time.Now(); now.Sub(h.refreshed) >= stale {
+		if err := h.Store.Refresh(); err != nil {
+			h.fail(w, err)
+			return false
+		}
+		h.refreshed = now
+	}
+	return true
+}
+
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	if h.Log != nil {
+		h.Log.Error("query port", "err", err)
+	}
+	code := http.StatusInternalServerError
+	if errors.Is(err, context.Canceled) {
+		code = 499
+	}
+	h.reply(w, code, errorAnswer{err.Error()})
+}
+
+func (h *Handler) reply(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

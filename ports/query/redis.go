@@ -1,0 +1,249 @@
+package query
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/meshlet/meshlet/auditlog"
+)
+
+// RedisStore keeps every entity's current belief in Redis, so any number
+// of replicas can answer "what is K now" without the change log.
+//
+// Per entity it stores the belief timeline over valid time: pieces
+// [from, to) each owned by the entry that last asserted or retracted it,
+// retractions included (as tombstones). Apply merges an entry in with a
+// Lua script: over its valid period, every piece owned by an entry earlier
+// in the change logs' merged order (system time, log name, seq) gives way
+// to it, and every piece owned by a later or the same entry stays. That is
+// a pointwise maximum, so applying the same entries again, or entries of
+// several logs in any interleaving, gives the same value: a write with an
+// older or equal position never overwrites a newer one, which is what a
+// write made outside the Kafka transaction needs. Pieces that ended more
+// than the prune margin before the apply time are dropped; current reads
+// only look at valid time now.
+//
+// The value is text, one piece per line: "from to system log seq op
+// payload", to "-" when open, payload in base64 ("-" when empty).
+type RedisStore struct {
+	rdb    redis.UniversalClient
+	prefix string
+	margin time.Duration
+	now    func() time.Time
+}
+
+// RedisOption configures NewRedisStore.
+type RedisOption func(*RedisStore)
+
+// PruneMargin keeps pieces whose valid period ended less than d before the
+// apply time (default 24h): readers whose clocks lag by less than d still
+// see the right piece. A negative d keeps every piece.
+func PruneMargin(d time.Duration) RedisOption { return func(s *RedisStore) { s.margin = d } }
+
+// Clock replaces time.Now, for tests.
+func Clock(now func() time.Time) RedisOption { return func(s *RedisStore) { s.now = now } }
+
+// NewRedisStore stores product's entities under "meshlet:<product>:entity:<key>".
+func NewRedisStore(rdb redis.UniversalClient, product string, opts ...RedisOption) *RedisStore {
+	s := &RedisStore{rdb: rdb, prefix: "meshlet:" + product + ":entity:", margin: 24 * time.Hour, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func (s *RedisStore) key(k []byte) string { return s.prefix + string(k) }
+
+// applyScript merges one entry into an entity's timeline. Numbers are
+// compared with tonumber (exact below 2^53: microseconds until year 2255)
+// and never formatted back: bounds keep the text they arrived with.
+var applyScript = redis.NewScript(`
+local function parse(s)
+  local out = {}
+  if not s then return out end
+  for line in string.gmatch(s, "[^\n]+") do
+    local f = {}
+    for w in string.gmatch(line, "[^ ]+") do f[#f+1] = w end
+    out[#out+1] = {vf=f[1], vt=f[2], sys=f[3], log=f[4], seq=f[5], op=f[6], p=f[7]}
+  end
+  return out
+end
+local function stop(x) if x.vt == "-" then return math.huge end return tonumber(x.vt) end
+local function bytesLess(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local function before(p, q)
+  local ps, qs = tonumber(p.sys), tonumber(q.sys)
+  if ps ~= qs then return ps < qs end
+  if p.log ~= q.log then return bytesLess(p.log, q.log) end
+  return tonumber(p.seq) < tonumber(q.seq)
+end
+local function with(p, vf, vt)
+  return {vf=vf, vt=vt, sys=p.sys, log=p.log, seq=p.seq, op=p.op, p=p.p}
+end
+
+local new = {vf=ARGV[1], vt=ARGV[2], sys=ARGV[3], log=ARGV[4], seq=ARGV[5], op=ARGV[6], p=ARGV[7]}
+local a, b = tonumber(new.vf), stop(new)
+if b <= a then return 0 end
+local old = redis.call("GET", KEYS[1])
+local out, held = {}, {}
+for _, p in ipairs(parse(old)) do
+  local pa, pb = tonumber(p.vf), stop(p)
+  if pb <= a or pa >= b then
+    out[#out+1] = p
+  elseif before(p, new) then
+    if pa < a then out[#out+1] = with(p, p.vf, new.vf) end
+    if pb > b then out[#out+1] = with(p, new.vt, p.vt) end
+  else
+    out[#out+1] = p
+    held[#held+1] = p
+  end
+end
+table.sort(held, function(x, y) return tonumber(x.vf) < tonumber(y.vf) end)
+local at, atText = a, new.vf
+for _, h in ipairs(held) do
+  local ha, hb = tonumber(h.vf), stop(h)
+  if ha > at then out[#out+1] = with(new, atText, h.vf) end
+  if hb > at then at, atText = hb, h.vt end
+end
+if at < b then out[#out+1] = with(new, atText, new.vt) end
+local prune = ARGV[8]
+local kept = {}
+for _, p in ipairs(out) do
+  if prune == "-" or p.vt == "-" or tonumber(p.vt) > tonumber(prune) then kept[#kept+1] = p end
+end
+table.sort(kept, function(x, y) return tonumber(x.vf) < tonumber(y.vf) end)
+local lines = {}
+for i, p in ipairs(kept) do
+  lines[i] = table.concat({p.vf, p.vt, p.sys, p.log, p.seq, p.op, p.p}, " ")
+end
+local value = table.concat(lines, "\n")
+if value == (old or "") then return 0 end
+if value == "" then redis.call("DEL", KEYS[1]) else redis.call("SET", KEYS[1], value) end
+return 1
+`)
+
+// Apply merges the entries into the entities' current state. The runtime
+// calls it after each committed batch; calling it again with entries
+// already applied, or late with entries of another log, is harmless.
+func (s *RedisStore) Apply(ctx context.Context, facts ...auditlog.Fact) error {
+	if len(facts) == 0 {
+		return nil
+	}
+	prune := strconv.FormatInt(s.now().Add(-s.margin).UnixMicro(), 10)
+	if s.margin < 0 {
+		prune = "-"
+	}
+	args := make([][]any, len(facts))
+	for i := range facts {
+		f := &facts[i]
+		if f.Log == "" || strings.ContainsAny(f.Log, " \n") {
+			return fmt.Errorf("query: apply %q seq %d: log name must be non-empty, without spaces or newlines", f.Log, f.Seq)
+		}
+		vt, payload := "-", "-"
+		if f.ValidTo != 0 {
+			vt = strconv.FormatInt(f.ValidTo, 10)
+		}
+		if len(f.Payload) > 0 {
+			payload = base64.StdEncoding.EncodeToString(f.Payload)
+		}
+		args[i] = []any{strconv.FormatInt(f.ValidFrom, 10), vt, strconv.FormatInt(f.SystemTime, 10), f.Log,
+			strconv.FormatUint(f.Seq, 10), string(f.Op), payload, prune}
+	}
+	for attempt := 0; ; attempt++ {
+		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := range facts {
+				applyScript.EvalSha(ctx, p, []string{s.key(facts[i].Key)}, args[i]...)
+			}
+			return nil
+		})
+		if err != nil && attempt == 0 && noScript(cmds) {
+			// A restarted or flushed Redis lost the script: load it and run
+			// the whole batch again, which the merge makes safe.
+			if err := applyScript.Load(ctx, s.rdb).Err(); err != nil {
+				return fmt.Errorf("query: load apply script: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("query: apply %d entries to redis: %w", len(facts), err)
+		}
+		return nil
+	}
+}
+
+func noScript(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
+}
+
+// Current is an entity's current version as Redis holds it.
+type Current struct {
+	Key        []byte
+	Log        string
+	Seq        uint64
+	SystemTime int64 // when the entry was recorded
+	ValidFrom  int64 // the part of the entry's valid period still believed
+	ValidTo    int64 // 0 = open
+	Payload    []byte
+}
+
+// Get returns what is believed now about key at valid time validAt
+// (normally now: earlier times may have been pruned). ok is false when the
+// key is unknown or retracted at that time.
+func (s *RedisStore) Get(ctx context.Context, key []byte, validAt int64) (Current, bool, error) {
+	v, err := s.rdb.Get(ctx, s.key(key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Current{}, false, nil
+	}
+	if err != nil {
+		return Current{}, false, fmt.Errorf("query: redis get %q: %w", key, err)
+	}
+	for _, line := range strings.Split(v, "\n") {
+		f := strings.Split(line, " ")
+		if len(f) != 7 {
+			return Current{}, false, fmt.Errorf("query: redis value of %q: bad piece %q", key, line)
+		}
+		vf, err1 := strconv.ParseInt(f[0], 10, 64)
+		var vt int64
+		var err2 error
+		if f[1] != "-" {
+			vt, err2 = strconv.ParseInt(f[1], 10, 64)
+		}
+		sys, err3 := strconv.ParseInt(f[2], 10, 64)
+		seq, err4 := strconv.ParseUint(f[4], 10, 64)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			return Current{}, false, fmt.Errorf("query: redis value of %q: %w", key, err)
+		}
+		if validAt < vf || (vt != 0 && validAt >= vt) {
+			continue
+		}
+		if f[5] != string(auditlog.OpAssert) {
+			return Current{}, false, nil
+		}
+		c := Current{Key: key, Log: f[3], Seq: seq, SystemTime: sys, ValidFrom: vf, ValidTo: vt}
+		if f[6] != "-" {
+			if c.Payload, err = base64.StdEncoding.DecodeString(f[6]); err != nil {
+				return Current{}, false, fmt.Errorf("query: redis value of %q: payload: %w", key, err)
+			}
+		}
+		return c, true, nil
+	}
+	return Current{}, false, nil
+}
