@@ -5,7 +5,7 @@ PKGS      := ./...
 BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
 
-.PHONY: run test bench fuzz vet fmt interop-deps build
+.PHONY: run test bench crash fuzz vet interop-deps build
 
 ## run: the example product on the embedded stack (kfake + registry), recorded CDC through it
 run:
@@ -15,15 +15,25 @@ run:
 test: interop-deps vet
 	$(GO) test -race -count=1 $(PKGS)
 
-## bench: every stage's benchmark, then the end-to-end pipeline on kfake
+## bench: every stage's benchmark, then the pipeline end to end on kfake:
+## exactly-once and at-least-once against a raw franz-go pipe, in one run
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./cdc ./transforms ./auditlog ./schemas
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./runtime
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./cdc ./transforms ./auditlog ./schemas ./contracts
+	$(GO) test -run '^$$' -bench Pipeline -benchmem -benchtime 100000x -count 3 ./runtime
 
-## fuzz: each decoder's fuzz target for FUZZTIME
+## crash: the full crash test (a real process killed 25 times over 100,000+
+## events) and the scale-out test; a smaller crash test runs in make test
+crash:
+	MESHLET_CRASH_EVENTS=100000 MESHLET_CRASH_KILLS=25 MESHLET_SCALE_EVENTS=30000 \
+		$(GO) test -count=1 -timeout 40m -v -run 'TestCrashExactlyOnce|TestScaleOut' ./cmd/meshlet
+
+## fuzz: every decoder's fuzz target, FUZZTIME each
+FUZZ_CDC     := FuzzDecodeDebeziumJSON FuzzDecodeDebeziumAvro FuzzDecodeCanalJSON FuzzDecodeMaxwellJSON FuzzDecodeOggJSON FuzzTxAssembler
+FUZZ_SCHEMAS := FuzzDecode FuzzResolvedDecode
 fuzz:
-	$(GO) test ./cdc -run '^$$' -fuzz FuzzDecodeDebeziumJSON -fuzztime $(FUZZTIME)
-	$(GO) test ./schemas -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	@for f in $(FUZZ_CDC); do $(GO) test ./cdc -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
+	@for f in $(FUZZ_SCHEMAS); do $(GO) test ./schemas -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
+	$(GO) test ./auditlog -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME)
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -199,8 +202,9 @@ func TestEndToEnd(t *testing.T) {
 		{Topic: inTopic, Key: []byte(`{"id":3}`), Value: []byte(`{"before":null,"after":{"id":"three","name":"x","weight":1},"source":{"ts_ms":1},"op":"c"}`)},
 		{Topic: inTopic, Key: []byte(`{"id":4}`), Value: []byte(`{"before":null,"after":null,"source":{"ts_ms":1,"schema":"inventory","table":"products"},"op":"t"}`)},
 		{Topic: inTopic, Key: []byte(`{"id":9999}`), Value: []byte(`{"before":null,"after":{"id":9999,"name":"x","weight":1},"source":{"ts_ms":1},"op":"c"}`)},
+		{Topic: inTopic, Key: []byte(`{"id":5}`), Value: []byte(`{"before":null,"after":{"id":5,"name":"   ","weight":1},"source":{"ts_ms":1},"op":"c"}`)},
 	})
-	wantClass := []string{"malformed", "malformed", "handler", "handler", "panic"}
+	wantClass := []string{"malformed", "malformed", "handler", "handler", "panic", "contract"}
 	// A tombstone follows a delete on a compacted topic: recognised, skipped.
 	tomb := s.produce([]*kgo.Record{{Topic: inTopic, Key: []byte(`{"id":111}`), Value: nil}})
 
@@ -412,5 +416,182 @@ func TestRefusesToEraseCommittedHistory(t *testing.T) {
 	rep, verr := auditlog.Verify(dir)
 	if verr != nil || rep.Entries != 50 {
 		t.Fatalf("the log was changed: %+v, %v", rep, verr)
+	}
+}
+
+// startRedis runs a real redis-server on a free loopback port for the test.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server not found: install redis-server (apt-get install -y redis-server)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for range 200 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("redis-server did not start on %s", addr)
+	return ""
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+// TestQueryPortAndCheckpoints runs the product with Redis and the query
+// port, then asks what a consumer and an auditor would.
+func TestQueryPortAndCheckpoints(t *testing.T) {
+	s := startStack(t)
+	s.produce(recorded(t, s.product.Manifest.InputPorts[0].Topic))
+	r, err := runtime.Start(context.Background(), s.product, runtime.Config{
+		Brokers: s.brokers, RegistryURL: s.registry, DataDir: s.dataDir,
+		RedisAddr: startRedis(t), HTTPAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	s.runner = r
+	s.waitEvents(16)
+	base := "http://" + r.HTTPAddr().String() + "/v1/entities/"
+
+	type entity struct {
+		Found  bool   `json:"found"`
+		Source string `json:"source"`
+		Entry  struct {
+			Fields map[string]any `json:"fields"`
+		} `json:"entry"`
+	}
+	var cur entity
+	if code := getJSON(t, base+"106", &cur); code != 200 || !cur.Found || cur.Source != "redis" ||
+		cur.Entry.Fields["description"] != "18oz carpenter hammer" {
+		t.Fatalf("current 106: %d %+v", code, cur)
+	}
+	var before entity
+	if code := getJSON(t, base+"106?asOf=now&validAt=2020-07-29T07:00:00Z", &before); code != 200 ||
+		before.Entry.Fields["description"] != "16oz carpenter's hammer" {
+		t.Fatalf("106 valid before its update: %d %+v", code, before)
+	}
+	var gone entity
+	if code := getJSON(t, base+"111", &gone); code != 404 || gone.Found {
+		t.Fatalf("deleted 111: %d %+v, want 404", code, gone)
+	}
+	var hist struct {
+		Versions []map[string]any `json:"versions"`
+	}
+	if code := getJSON(t, base+"110/history", &hist); code != 200 || len(hist.Versions) < 2 {
+		t.Fatalf("history of 110: %d %+v", code, hist)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Closing signed a checkpoint of every log; each verifies against the log.
+	notes, _ := filepath.Glob(filepath.Join(s.dataDir, "changelog", "*", "checkpoints", "*.note"))
+	if len(notes) < 3 {
+		t.Fatalf("%d checkpoints after close, want one per log at least: %v", len(notes), notes)
+	}
+	verifier, err := auditlog.ReadVerifier(filepath.Join(s.dataDir, auditlog.VerifierFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range notes {
+		text, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := auditlog.VerifySince(filepath.Dir(filepath.Dir(n)), text, verifier); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
+}
+
+// TestCanalMultiRowInput runs the example handler on Flink's recorded canal
+// capture: canal sends several rows in one message and every value as a
+// string; each row must come out as its own typed record.
+func TestCanalMultiRowInput(t *testing.T) {
+	dir := t.TempDir()
+	manifest, err := os.ReadFile("../examples/inventory/product.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest = bytes.Replace(manifest, []byte("format: debezium-json"), []byte("format: canal-json"), 1)
+	avsc, err := os.ReadFile("../examples/inventory/schemas/product.avsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "schemas"), 0o755)
+	os.WriteFile(filepath.Join(dir, "product.yaml"), manifest, 0o644)
+	os.WriteFile(filepath.Join(dir, "schemas", "product.avsc"), avsc, 0o644)
+	s := startStack(t)
+	if s.product, err = runtime.NewProduct(os.DirFS(dir), "product.yaml", transforms.Typed(inventory.Handle)); err != nil {
+		t.Fatal(err)
+	}
+	canal, err := os.ReadFile("../cdc/testdata/canal-data.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for _, line := range bytes.Split(bytes.TrimSpace(canal), []byte("\n")) {
+		recs = append(recs, &kgo.Record{Topic: s.product.Manifest.InputPorts[0].Topic, Partition: 0, Value: line})
+	}
+	s.produce(recs)
+	s.run()
+	s.waitEvents(int64(len(recs)))
+	st := s.runner.Stats()
+	// 11 messages carry 20 row changes and one DDL statement (skipped).
+	if st.Records.Load() != 20 || st.DeadLetters.Load() != 0 || st.Skipped.Load() != 1 {
+		t.Fatalf("records %d, dead letters %d, skipped %d; want 20, 0, 1", st.Records.Load(), st.DeadLetters.Load(), st.Skipped.Load())
+	}
+	out := s.consume(s.product.Manifest.OutputPorts[0].Topic, 20)
+	reg, err := schemas.NewRegistry([]string{s.registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first message inserts 101..109; weights arrive as strings.
+	var first *kgo.Record
+	for _, r := range out {
+		if string(r.Key) == "101" {
+			first = r
+			break
+		}
+	}
+	if first == nil {
+		t.Fatal("no record for 101")
+	}
+	var row inventory.Product
+	if _, _, err := reg.Decode(context.Background(), first.Value, &row); err != nil {
+		t.Fatal(err)
+	}
+	if row.Name != "scooter" || deref(row.WeightKg) != 3.14 {
+		t.Fatalf("101 = %+v, want scooter weighing 3.14", row)
 	}
 }

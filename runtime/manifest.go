@@ -13,6 +13,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshlet/meshlet/cdc"
+	"github.com/meshlet/meshlet/contracts"
+	"github.com/meshlet/meshlet/schemas"
 )
 
 // Manifest is a product.yaml: the product's identity and ports, shaped after
@@ -55,6 +57,12 @@ type OutputPort struct {
 	Subject       string `yaml:"subject"`       // default: <topic>-value (TopicNameStrategy)
 	Schema        string `yaml:"schema"`        // .avsc path, relative to the manifest
 	Compatibility string `yaml:"compatibility"` // default BACKWARD
+	// SubjectNaming is TopicName (default), RecordName or TopicRecordName.
+	SubjectNaming string `yaml:"subjectNaming"`
+	// Contract is the port's ODCS data contract: a hand-written file, or
+	// what to add (SLAs, classification, quality rules) to the one generated
+	// from this manifest and the schema.
+	Contract *contracts.Spec `yaml:"contract"`
 }
 
 // DeadLetter is where events that cannot be processed go, with the reason.
@@ -120,8 +128,8 @@ func (m *Manifest) applyDefaults() {
 	}
 	for i := range m.OutputPorts {
 		p := &m.OutputPorts[i]
-		if p.Subject == "" && p.Topic != "" {
-			p.Subject = p.Topic + "-value"
+		if p.Subject == "" && p.Topic != "" && (p.SubjectNaming == "" || p.SubjectNaming == string(schemas.TopicName)) {
+			p.Subject = p.Topic + "-value" // other strategies need the schema: NewProduct sets them
 		}
 		if p.Compatibility == "" {
 			p.Compatibility = "BACKWARD"
@@ -185,8 +193,17 @@ func (m *Manifest) validate(v *validator) {
 		if !strings.HasSuffix(p.Schema, ".avsc") {
 			v.fail(at+".schema", "is %q; want the path of an Avro schema file (.avsc) relative to the manifest", p.Schema)
 		}
-		if p.Compatibility != "BACKWARD" {
-			v.fail(at+".compatibility", "is %q; this version of Meshlet checks BACKWARD only", p.Compatibility)
+		if _, err := schemas.ParseCompat(p.Compatibility); err != nil {
+			v.fail(at+".compatibility", "%v", err)
+		}
+		naming, err := schemas.ParseSubjectNaming(p.SubjectNaming)
+		if err != nil {
+			v.fail(at+".subjectNaming", "%v", err)
+		} else if naming != schemas.TopicName && p.Subject != "" {
+			v.fail(at+".subject", "is set, but subjectNaming %s derives the subject; drop one of them", naming)
+		}
+		if c := p.Contract; c != nil && c.File != "" && (len(c.Fields) > 0 || len(c.Quality) > 0 || c.SLA != (contracts.SLA{})) {
+			v.fail(at+".contract.file", "is set together with sla, fields or quality; a hand-written contract is the whole contract: move them into %s", c.File)
 		}
 	}
 	if !topicPattern.MatchString(m.DeadLetter.Topic) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
 )
@@ -25,12 +26,15 @@ type partition struct {
 	// so an aborted batch can be taken back exactly.
 	batchStart uint64
 	appended   bool
+	// committed holds the batch's entries until the batch commits, for the
+	// current-state store (only when one is configured).
+	committed []auditlog.Entry
 }
 
 // openPartition opens the partition's change log and makes it agree with
 // what the group committed: entries past the committed input offset belong to
 // a batch whose transaction never committed, and are taken back.
-func (r *Runner) openPartition(ctx context.Context, k partitionKey) (*partition, error) {
+func (r *Runner) openPartition(ctx context.Context, cl *kgo.Client, k partitionKey) (*partition, error) {
 	dir := filepath.Join(r.cfg.DataDir, "changelog", k.topic+"-"+strconv.Itoa(int(k.partition)))
 	l, err := openLogWaiting(ctx, r, dir)
 	if err != nil {
@@ -40,7 +44,7 @@ func (r *Runner) openPartition(ctx context.Context, k partitionKey) (*partition,
 		r.log.Warn("change log had a torn tail; cut it", "dir", dir, "segment", rec.Segment, "bytes", rec.TruncatedBytes)
 	}
 	p := &partition{key: k, log: l}
-	if err := r.reconcile(ctx, p); err != nil {
+	if err := r.reconcile(ctx, cl, p); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -70,8 +74,8 @@ func openLogWaiting(ctx context.Context, r *Runner, dir string) (*auditlog.Log, 
 
 // reconcile takes back the entries of p's log that the group never
 // committed and refills p's identity window from what remains.
-func (r *Runner) reconcile(ctx context.Context, p *partition) error {
-	committed, ok, err := r.committedOffset(ctx, p.key)
+func (r *Runner) reconcile(ctx context.Context, cl *kgo.Client, p *partition) error {
+	committed, ok, err := r.committedOffset(ctx, cl, p.key)
 	if err != nil {
 		return err
 	}
@@ -152,8 +156,11 @@ func (r *Runner) refillWindow(p *partition) error {
 // committedOffset is the group's committed offset for k, read stably: it
 // waits out a transaction still pending on the partition (a crashed
 // instance's), so it never reports an offset that may yet be aborted.
-func (r *Runner) committedOffset(ctx context.Context, k partitionKey) (int64, bool, error) {
-	adm := kadm.NewClient(r.sess.Client())
+//
+// It takes the client as an argument: rebalance callbacks may run before
+// Start has stored the session.
+func (r *Runner) committedOffset(ctx context.Context, cl *kgo.Client, k partitionKey) (int64, bool, error) {
+	adm := kadm.NewClient(cl)
 	b := backoff{min: 50 * time.Millisecond, max: 2 * time.Second}
 	for {
 		resps, err := adm.FetchOffsets(kadm.RequireStable(ctx), r.cfg.Group)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/cdc"
+	"github.com/meshlet/meshlet/contracts"
 	"github.com/meshlet/meshlet/internal/failpoint"
 	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/schemas"
@@ -53,6 +54,7 @@ type Runner struct {
 	schemaID int
 	decoders map[string]cdc.Decoder // by input topic
 	handler  transforms.Func
+	checker  *contracts.Checker // the output port's contract rules
 
 	// parts are the assigned input partitions. Rebalance callbacks change the
 	// map only between batches (the client blocks rebalances while a batch is
@@ -64,6 +66,7 @@ type Runner struct {
 	assignErr atomic.Pointer[error]
 
 	stats Stats
+	serve serving
 
 	// batch holds the buffers one poll batch reuses.
 	batch batch
@@ -87,14 +90,28 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 		handler:  transforms.Chain(p.Handler, transforms.Recover()),
 		parts:    make(map[partitionKey]*partition),
 	}
+	reg, err := schemas.NewRegistry([]string{cfg.RegistryURL})
+	if err != nil {
+		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
+	}
 	for _, in := range p.Manifest.InputPorts {
-		dec, err := cdc.NewDecoder(in.Format)
+		dec, err := cdc.NewDecoder(in.Format, cdc.WithAvro(avroSource{reg}))
 		if err != nil {
 			return nil, fmt.Errorf("input port %s: %w", in.Name, err)
 		}
 		r.decoders[in.Topic] = dec
 	}
-	if err := r.registerSchema(ctx); err != nil {
+	if r.checker, err = contracts.NewChecker(p.Contract, p.Manifest.OutputPorts[0].Name); err != nil {
+		return nil, fmt.Errorf("%w: output port %s: contract: %w", ErrFatal, p.Manifest.OutputPorts[0].Name, err)
+	}
+	for _, u := range r.checker.Unchecked() {
+		r.log.Warn("contract rule cannot be checked one record at a time; not enforced", "rule", u)
+	}
+	if err := r.registerSchema(ctx, reg); err != nil {
+		return nil, err
+	}
+	if err := r.startServing(ctx); err != nil {
+		r.stopServing()
 		return nil, err
 	}
 	var topics []string
@@ -141,20 +158,20 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 
 // registerSchema registers the output schema, retrying while the registry
 // is unreachable; an incompatible schema is fatal at once.
-func (r *Runner) registerSchema(ctx context.Context) error {
+func (r *Runner) registerSchema(ctx context.Context, reg *schemas.Registry) error {
 	port := r.product.Manifest.OutputPorts[0]
 	s, err := r.product.OutputSchema()
 	if err != nil {
 		return err
 	}
-	reg, err := schemas.NewRegistry([]string{r.cfg.RegistryURL})
+	level, err := schemas.ParseCompat(port.Compatibility)
 	if err != nil {
-		return fmt.Errorf("schema registry %s: %w", r.cfg.RegistryURL, err)
+		return fmt.Errorf("%w: output port %s: %w", ErrFatal, port.Name, err)
 	}
 	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
 	var id int
 	for {
-		id, err = reg.Register(ctx, port.Subject, s, schemas.Compat(port.Compatibility))
+		id, err = reg.Register(ctx, port.Subject, s, level)
 		if err == nil {
 			break
 		}
@@ -262,6 +279,11 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error
 	})
 	if procErr != nil {
 		r.sess.End(ctx, false)
+		if errors.Is(procErr, errTransient) {
+			r.log.Warn("batch abandoned; it will be consumed again", "err", procErr)
+			r.stats.Aborted.Add(1)
+			return false, r.takeBackBatch()
+		}
 		return false, procErr
 	}
 	failpoint.Hit("runtime/after-append")
@@ -299,6 +321,7 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error
 	r.stats.Skipped.Add(int64(b.skipped))
 	r.stats.Duplicates.Add(int64(b.duplicates))
 	r.stats.Batches.Add(1)
+	r.afterCommit(ctx)
 	return true, nil
 }
 
@@ -316,6 +339,7 @@ func (r *Runner) takeBackBatch() error {
 			return fmt.Errorf("%w: take back aborted batch from %s: %w", ErrFatal, p.log.Dir(), err)
 		}
 		p.appended = false
+		p.committed = p.committed[:0]
 		if err := r.refillWindow(p); err != nil {
 			return fmt.Errorf("%w: %w", ErrFatal, err)
 		}
@@ -328,7 +352,8 @@ func (r *Runner) reconcileAll(ctx context.Context) error {
 	defer r.mu.Unlock()
 	for _, p := range r.parts {
 		p.appended = false
-		if err := r.reconcile(ctx, p); err != nil {
+		p.committed = p.committed[:0]
+		if err := r.reconcile(ctx, r.sess.Client(), p); err != nil {
 			return err
 		}
 	}
@@ -353,58 +378,48 @@ func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartitio
 	seq, sysTime, _ := p.log.Tail()
 	p.batchStart = seq
 	dec := r.decoders[fp.Topic]
-	var err error
 	for _, in := range fp.Records {
-		b.change = cdc.Change{}
-		if err := dec.Decode(in.Key, in.Value, &b.change); err != nil {
-			b.deadLetter(r, in, "malformed", err)
-			continue
-		}
-		c := &b.change
-		c.Origin = cdc.Origin{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
-		if c.Kind != cdc.KindChange {
-			b.skipped++
-			continue
-		}
-		b.outputs, err = r.handler(ctx, c, b.outputs[:0])
+		var err error
+		b.changes, err = cdc.DecodeAll(ctx, dec, in.Key, in.Value, b.changes[:0])
 		if err != nil {
-			class := "handler"
-			if errors.Is(err, transforms.ErrPanic) {
-				class = "panic"
+			if errors.Is(err, cdc.ErrMalformed) {
+				b.deadLetter(r, in, "malformed", err)
+				continue
 			}
-			b.deadLetter(r, in, class, err)
-			continue
+			return fmt.Errorf("%w: decode %s/%d@%d: %w", errTransient, in.Topic, in.Partition, in.Offset, err)
 		}
-		if len(b.outputs) == 0 {
-			continue
-		}
-		pos := c.Source.Position.String()
-		if pos != "" && p.seen.has(identity(pos, []byte(b.outputs[0].Key))) {
-			b.duplicates++
-			continue
-		}
-		// All records of one change go out, or none: remember where the
-		// change started so a bad record rolls the whole change back.
+		// All records of one input event go out, or none: remember where
+		// the event started so a failure rolls the whole event back.
 		mark := b.mark()
 		nextSeq, nextSys := seq, sysTime
-		for i := range b.outputs {
-			nextSeq++
-			nextSys = max(r.cfg.Now(), nextSys+1)
-			if err = b.addRecord(r, in, c, pos, &b.outputs[i], nextSeq, nextSys); err != nil {
+		var class string
+		for i := range b.changes {
+			c := &b.changes[i]
+			c.Origin = cdc.Origin{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
+			if c.Kind != cdc.KindChange {
+				b.skipped++
+				continue
+			}
+			if class, err = r.handleChange(ctx, p, in, c, &nextSeq, &nextSys); err != nil || class == "duplicate" {
 				break
 			}
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrFatal):
+			return err
+		case err != nil:
 			b.rollback(mark)
-			b.deadLetter(r, in, "schema", err)
-			continue
-		}
-		if pos != "" {
-			for i := range b.outputs {
-				p.seen.add(identity(pos, []byte(b.outputs[i].Key)))
+			b.deadLetter(r, in, class, err)
+		case class == "duplicate":
+			b.rollback(mark)
+			b.duplicates++
+		default:
+			seq, sysTime = nextSeq, nextSys
+			for _, id := range b.eventIDs {
+				p.seen.add(id)
 			}
 		}
-		seq, sysTime = nextSeq, nextSys
+		b.eventIDs = b.eventIDs[:0]
 	}
 	if len(b.entries) == 0 {
 		return nil
@@ -413,16 +428,74 @@ func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartitio
 	if err := p.log.Append(b.entries); err != nil {
 		return fmt.Errorf("%w: change log %s: %w", ErrFatal, p.log.Dir(), err)
 	}
+	if r.serve.current != nil {
+		p.committed = append(p.committed, b.entries...) // published once the batch commits
+	}
 	return nil
+}
+
+// errTransient marks a failure that is no fault of the event (the registry
+// is unreachable): the batch is abandoned and consumed again after a pause.
+var errTransient = errors.New("transient")
+
+// handleChange runs the handler on one change, checks its records against
+// the port's contract, and stamps, encodes and queues them. It returns the
+// dead-letter class with an error, or "duplicate" for a change the source
+// sent again.
+func (r *Runner) handleChange(ctx context.Context, p *partition, in *kgo.Record, c *cdc.Change, seq *uint64, sysTime *int64) (string, error) {
+	b := &r.batch
+	var err error
+	b.outputs, err = r.handler(ctx, c, b.outputs[:0])
+	if err != nil {
+		if errors.Is(err, transforms.ErrPanic) {
+			return "panic", err
+		}
+		return "handler", err
+	}
+	if len(b.outputs) == 0 {
+		return "", nil
+	}
+	pos := c.Source.Position.String()
+	if pos != "" && p.seen.has(identity(pos, []byte(b.outputs[0].Key))) {
+		return "duplicate", nil
+	}
+	for i := range b.outputs {
+		out := &b.outputs[i]
+		if out.Deleted {
+			r.checker.Retract(out.Key)
+			continue
+		}
+		if b.violations, err = r.checker.Check(out.Key, out.Value, b.violations[:0]); err != nil {
+			return "", fmt.Errorf("%w: output port contract: %w", ErrFatal, err)
+		}
+		for _, v := range b.violations {
+			if v.DeadLetter {
+				return "contract", fmt.Errorf("contract: %s", v.String())
+			}
+		}
+	}
+	for i := range b.outputs {
+		*seq++
+		*sysTime = max(r.cfg.Now(), *sysTime+1)
+		if err := b.addRecord(r, in, c, pos, &b.outputs[i], *seq, *sysTime); err != nil {
+			return "schema", err
+		}
+	}
+	if pos != "" { // remembered once the whole event is through
+		for i := range b.outputs {
+			b.eventIDs = append(b.eventIDs, identity(pos, []byte(b.outputs[i].Key)))
+		}
+	}
+	return "", nil
 }
 
 // onAssigned opens and reconciles the change logs of newly assigned
 // partitions. It runs between batches.
-func (r *Runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (r *Runner) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	for topic, ps := range assigned {
 		for _, n := range ps {
 			k := partitionKey{topic, n}
-			p, err := r.openPartition(ctx, k)
+			p, err := r.openPartition(ctx, cl, k)
 			if err != nil {
 				if ctx.Err() == nil {
 					err = fmt.Errorf("assigned %s/%d: %w", topic, n, err)
@@ -450,6 +523,7 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 		for _, n := range ps {
 			k := partitionKey{topic, n}
 			if p := r.parts[k]; p != nil {
+				r.checkpoint(p) // between batches: every entry is committed
 				if err := p.log.Close(); err != nil {
 					r.log.Error("close change log", "topic", topic, "partition", n, "err", err)
 				}
@@ -462,9 +536,11 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 
 func (r *Runner) close() {
 	r.sess.Close()
+	r.stopServing()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, p := range r.parts {
+		r.checkpoint(p)
 		if err := p.log.Close(); err != nil {
 			r.log.Error("close change log", "topic", k.topic, "partition", k.partition, "err", err)
 		}
@@ -476,11 +552,13 @@ func (r *Runner) close() {
 // the arena is not, because produced records point into it until the
 // transaction ends.
 type batch struct {
-	change  cdc.Change
-	outputs []transforms.Output
-	entries []auditlog.Entry
-	produce []*kgo.Record
-	arena   []byte
+	changes    []cdc.Change
+	outputs    []transforms.Output
+	violations []contracts.Violation
+	eventIDs   []uint64 // identities of the event being processed
+	entries    []auditlog.Entry
+	produce    []*kgo.Record
+	arena      []byte
 
 	records, deadLetters, skipped, duplicates int
 }

@@ -65,7 +65,7 @@ func (s plainSession) PollRecords(ctx context.Context, n int) kgo.Fetches {
 }
 func (s plainSession) Begin() error        { return nil }
 func (s plainSession) Client() *kgo.Client { return s.cl }
-func (s plainSession) Close()              { s.cl.Close() }
+func (s plainSession) Close()              { s.cl.CloseAllowingRebalance() }
 
 func (s plainSession) Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
 	s.cl.Produce(ctx, r, promise)

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +34,8 @@ type devOptions struct {
 	registryPort int
 	dataDir      string
 	feed         string
+	httpPort     int
+	redis        string
 	verbose      bool
 	timeout      time.Duration
 }
@@ -47,6 +52,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&o.registryPort, "registry-port", 0, "HTTP port of the embedded schema registry (0: any free port)")
 	fs.StringVar(&o.dataDir, "data", "", "directory for the change logs (default: a temporary directory, removed on exit)")
 	fs.StringVar(&o.feed, "feed", "", "recorded CDC file to feed instead of the example's (one JSON message a line)")
+	fs.IntVar(&o.httpPort, "http-port", 0, "port of the management port with the query endpoints (0: any free port)")
+	fs.StringVar(&o.redis, "redis", "auto", "Redis for the current state: auto (start redis-server if installed), off, or an address")
 	fs.BoolVar(&o.verbose, "v", false, "log each step, not only warnings")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "give up if the fed events are not all processed within this time")
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +75,9 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(tmp)
 		o.dataDir = tmp
 	}
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+		return err
+	}
 	logger := newLogger(stderr, o.verbose)
 
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(o.kafkaPort))
@@ -83,6 +93,14 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	brokers := broker.ListenAddrs()
 	fmt.Fprintf(stdout, "kafka     %s  (embedded kfake broker)\n", strings.Join(brokers, ","))
 	fmt.Fprintf(stdout, "registry  %s  (embedded schema registry)\n", registry.URL())
+	redisAddr, stopRedis, err := devRedis(o.redis, o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer stopRedis()
+	if redisAddr != "" {
+		fmt.Fprintf(stdout, "redis     %s  (current state for the query port)\n", redisAddr)
+	}
 	fmt.Fprintf(stdout, "data      %s\n\n", o.dataDir)
 
 	product, err := inventory.New()
@@ -108,10 +126,12 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 
 	runner, err := runtime.Start(ctx, product, runtime.Config{
 		Brokers: brokers, RegistryURL: registry.URL(), DataDir: o.dataDir, Logger: logger,
+		RedisAddr: redisAddr, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", o.httpPort),
 	})
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(stdout, "query     http://%s/v1/entities/{key}  (current, ?asOf=&validAt=, /history)\n", runner.HTTPAddr())
 	runCtx, stopRunner := context.WithCancel(ctx)
 	runDone := make(chan error, 1)
 	go func() { runDone <- runner.Run(runCtx) }()
@@ -135,6 +155,46 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	case err := <-runDone:
 		return err
 	}
+}
+
+// devRedis gives the dev stack a real Redis when one is installed: a
+// redis-server on a free loopback port, in memory only, stopped on exit.
+func devRedis(mode, dataDir string) (addr string, stop func(), err error) {
+	stop = func() {}
+	switch mode {
+	case "off":
+		return "", stop, nil
+	case "auto":
+	default:
+		return mode, stop, nil
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", stop, nil // current state is then served from the change-log index
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", stop, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dataDir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", stop, fmt.Errorf("start redis-server: %w", err)
+	}
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	for range 100 { // until it accepts connections, at most 5s
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, func() { cmd.Process.Kill(); cmd.Wait() }, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	return "", stop, fmt.Errorf("redis-server on %s did not start (use --redis off to do without): %s", addr, strings.TrimSpace(out.String()))
 }
 
 // feedRecorded produces a recorded CDC file (the example's own by default)

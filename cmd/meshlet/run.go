@@ -25,11 +25,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	maxBatch := fs.Int("max-batch", 0, "most input records in one batch/transaction (0: the runtime default)")
 	sessionTimeout := fs.Duration("session-timeout", 0, "consumer group session timeout (0: franz-go's 45s)")
 	txnTimeout := fs.Duration("txn-timeout", 0, "transaction timeout (0: franz-go's 40s)")
+	redisAddr := fs.String("redis", "", "Redis address for the current state of entities (empty: served from the change-log index)")
+	httpAddr := fs.String("http", "", "listen address of the management port with the query endpoints, e.g. :8080 (empty: off)")
 	verbose := fs.Bool("v", false, "log each step, not only warnings")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg := runtime.Config{
+		RedisAddr: *redisAddr, HTTPAddr: *httpAddr,
 		Brokers: strings.Split(*brokers, ","), RegistryURL: *registry, DataDir: *dataDir,
 		Instance: *instance, MaxBatch: *maxBatch, SessionTimeout: *sessionTimeout, TransactionTimeout: *txnTimeout,
 		Logger: newLogger(stderr, *verbose),
@@ -51,6 +54,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	m := product.Manifest
+	if a := r.HTTPAddr(); a != nil {
+		fmt.Fprintf(stdout, "query port http://%s/v1/entities/{key}\n", a)
+	}
 	fmt.Fprintf(stdout, "running %s (%s, instance %s): %s -> %s (dead letters: %s); Ctrl-C to stop\n",
 		m.ID, cfg.Delivery, *instance, m.InputPorts[0].Topic, m.OutputPorts[0].Topic, m.DeadLetter.Topic)
 	start := time.Now()

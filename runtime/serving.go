@@ -1,0 +1,158 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/ports/query"
+)
+
+// serving is what a product does with committed batches beyond Kafka: sign
+// checkpoints of its change logs, keep the current state in Redis for the
+// query port, and serve that port.
+type serving struct {
+	signer         note.Signer
+	lastCheckpoint time.Time
+
+	rdb     *redis.Client
+	current *query.RedisStore
+	pending []auditlog.Fact // committed facts Redis has not taken yet
+
+	store *auditlog.Store
+	http  *http.Server
+	addr  net.Addr
+}
+
+// maxPendingFacts bounds what is kept for Redis while it is unreachable.
+const maxPendingFacts = 1_000_000
+
+func (r *Runner) startServing(ctx context.Context) error {
+	var err error
+	r.serve.signer, _, err = auditlog.LoadOrCreateKey(r.cfg.DataDir, r.product.Manifest.ID)
+	if err != nil {
+		return fmt.Errorf("checkpoint key: %w", err)
+	}
+	if r.cfg.RedisAddr != "" {
+		r.serve.rdb = redis.NewClient(&redis.Options{Addr: r.cfg.RedisAddr})
+		if err := r.serve.rdb.Ping(ctx).Err(); err != nil {
+			r.log.Warn("redis unreachable; current state will catch up when it is back", "addr", r.cfg.RedisAddr, "err", err)
+		}
+		r.serve.current = query.NewRedisStore(r.serve.rdb, r.product.Manifest.ID)
+	}
+	if r.cfg.HTTPAddr == "" {
+		return nil
+	}
+	logs := filepath.Join(r.cfg.DataDir, "changelog")
+	if err := os.MkdirAll(logs, 0o750); err != nil {
+		return err
+	}
+	if r.serve.store, err = auditlog.OpenStore(logs); err != nil {
+		return fmt.Errorf("query port: %w", err)
+	}
+	dec, err := query.NewDecoder(query.SchemaDir(r.cfg.DataDir), r.cfg.RegistryURL)
+	if err != nil {
+		return fmt.Errorf("query port: %w", err)
+	}
+	mux := http.NewServeMux()
+	(&query.Handler{Store: r.serve.store, Current: r.serve.current, Decoder: dec, Log: r.log}).Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	ln, err := net.Listen("tcp", r.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("management port %s: %w", r.cfg.HTTPAddr, err)
+	}
+	r.serve.addr = ln.Addr()
+	r.serve.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := r.serve.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.log.Error("management port stopped", "addr", r.serve.addr, "err", err)
+		}
+	}()
+	r.log.Info("management port listening", "addr", r.serve.addr)
+	return nil
+}
+
+// HTTPAddr is where the management port listens, nil when it is off.
+func (r *Runner) HTTPAddr() net.Addr { return r.serve.addr }
+
+// afterCommit runs once a batch's transaction committed: its entries go to
+// Redis, and the logs are checkpointed when the interval has passed. Neither
+// may fail the batch: Redis catches up later, checkpoints are retried.
+func (r *Runner) afterCommit(ctx context.Context) {
+	if r.serve.current != nil {
+		r.mu.Lock()
+		for _, p := range r.parts {
+			name := p.key.topic + "-" + strconv.Itoa(int(p.key.partition))
+			for i := range p.committed {
+				f := auditlog.Fact{Log: name, Entry: p.committed[i]}
+				r.serve.pending = append(r.serve.pending, f.Clone())
+			}
+			p.committed = p.committed[:0]
+		}
+		r.mu.Unlock()
+		if err := r.serve.current.Apply(ctx, r.serve.pending...); err != nil {
+			if len(r.serve.pending) > maxPendingFacts {
+				r.log.Error("redis unreachable too long; current state dropped the oldest updates, restart to rebuild it",
+					"dropped", len(r.serve.pending)-maxPendingFacts)
+				r.serve.pending = r.serve.pending[len(r.serve.pending)-maxPendingFacts:]
+			}
+			r.log.Warn("redis apply failed; will retry with the next batch", "pending", len(r.serve.pending), "err", err)
+		} else {
+			r.serve.pending = r.serve.pending[:0]
+		}
+	}
+	if time.Since(r.serve.lastCheckpoint) >= r.cfg.CheckpointInterval {
+		r.checkpointAll()
+	}
+}
+
+// checkpointAll signs a checkpoint of every open change log. Only committed
+// entries are in the logs when it runs: after a commit, or between batches.
+func (r *Runner) checkpointAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.parts {
+		r.checkpoint(p)
+	}
+	r.serve.lastCheckpoint = time.Now()
+}
+
+func (r *Runner) checkpoint(p *partition) {
+	if r.serve.signer == nil {
+		return
+	}
+	if _, err := p.log.Checkpoint(r.serve.signer); err != nil {
+		r.log.Error("checkpoint failed; will retry", "dir", p.log.Dir(), "err", err)
+	}
+}
+
+func (r *Runner) stopServing() {
+	if r.serve.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r.serve.http.Shutdown(ctx)
+		cancel()
+	}
+	if r.serve.store != nil {
+		r.serve.store.Close()
+	}
+	if r.serve.rdb != nil {
+		if len(r.serve.pending) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := r.serve.current.Apply(ctx, r.serve.pending...); err != nil {
+				r.log.Warn("redis: current state left behind on stop", "pending", len(r.serve.pending), "err", err)
+			}
+			cancel()
+		}
+		r.serve.rdb.Close()
+	}
+}
