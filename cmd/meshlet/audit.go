@@ -15,9 +15,22 @@ func init() {
 }
 
 func cmdAuditVerify(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("audit verify", "audit verify DIR\n\nWalks every change log under DIR: frames, checksums, sequence and hash chain.\nExits 1 naming the first bad entry.", stderr)
+	fs := newFlags("audit verify", "audit verify [--since CHECKPOINT [--key KEY]] DIR\n\nWalks every change log under DIR: frames, checksums, sequence and hash chain.\nWith --since, also proves the log extends the signed checkpoint you kept from an\nearlier audit (see audit verify-since). Exits 1 naming the first bad entry.", stderr)
+	since := fs.String("since", "", "a signed checkpoint `FILE` from an earlier audit the log must extend")
+	key := fs.String("key", "", "with --since: the verifier `KEY` (or file) the checkpoint must be signed with")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *since != "" {
+		if fs.NArg() != 1 {
+			fs.Usage()
+			return errUsage
+		}
+		rest := []string{*since, fs.Arg(0)}
+		if *key != "" {
+			rest = append(rest, "--key", *key)
+		}
+		return cmdAuditVerifySince(context.Background(), rest, stdout, stderr)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

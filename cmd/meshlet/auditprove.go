@@ -203,8 +203,8 @@ rewritten behind the checkpoint with every later hash recomputed is named by
 the range of entries holding the first difference. Exits 1 on any failure.
 
 DIR is the log's directory, or a directory of logs (the log is taken from
-the checkpoint's origin line). (This is "audit verify --since": a separate
-command because audit verify's flags are its own.)`
+the checkpoint's origin line). "audit verify --since CHECKPOINT DIR" runs this
+too.`
 
 func cmdAuditVerifySince(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (

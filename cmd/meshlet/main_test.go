@@ -71,6 +71,16 @@ func TestDevOncePrintsSummary(t *testing.T) {
 		t.Fatalf("audit verify: exit %d\n%s%s", code, vout, verr)
 	}
 
+	// The checkpoint signed on close is one an auditor keeps; the log extends it.
+	notes, _ := filepath.Glob(filepath.Join(data, "changelog", "*", "checkpoints", "*.note"))
+	if len(notes) == 0 {
+		t.Fatal("no checkpoint signed")
+	}
+	vout, verr, code = meshlet(t, "audit", "verify", "--since", notes[0], filepath.Join(data, "changelog"))
+	if code != 0 || !strings.Contains(vout, "the log extends checkpoint") {
+		t.Fatalf("audit verify --since: exit %d\n%s%s", code, vout, verr)
+	}
+
 	// Flip one byte inside an entry's body: verify must fail and name it.
 	segs, _ := filepath.Glob(filepath.Join(data, "changelog", "*", "*.seg"))
 	if len(segs) == 0 {
