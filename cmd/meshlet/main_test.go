@@ -120,7 +120,7 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("audit alone: exit %d, stderr:\n%s", code, errOut)
 	}
 	_, errOut, code = meshlet(t, "audit", "verify")
-	if code != 2 || !strings.Contains(errOut, "Usage: meshlet audit verify DIR") {
+	if code != 2 || !strings.Contains(errOut, "Usage: meshlet audit verify [--since CHECKPOINT [--key KEY]] DIR") {
 		t.Fatalf("verify without DIR: exit %d, stderr:\n%s", code, errOut)
 	}
 	_, errOut, code = meshlet(t, "audit", "verify", t.TempDir())
