@@ -418,10 +418,33 @@ func NotePath(logDir string, size uint64) string {
 // A log with no new entries gets its existing note back.
 func (l *Log) Checkpoint(signer note.Signer) ([]byte, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	size := l.seq
+	l.mu.Unlock()
+	return l.CheckpointAt(signer, size)
+}
+
+// CheckpointAt is Checkpoint of the log's first size entries. It does the
+// Merkle work without holding the log, so appends go on meanwhile: a
+// product signs the entries it knows are committed in the background, while
+// its next batch is appended. Rewind must not take back any of the first
+// size entries while it runs.
+func (l *Log) CheckpointAt(signer note.Signer, size uint64) ([]byte, error) {
+	l.ckMu.Lock() // one checkpoint at a time: they share the tree state file
+	defer l.ckMu.Unlock()
+	l.mu.Lock()
 	if l.err != nil {
-		return nil, l.err
+		err := l.err
+		l.mu.Unlock()
+		return nil, err
 	}
+	if size > l.seq {
+		seq := l.seq
+		l.mu.Unlock()
+		return nil, fmt.Errorf("auditlog: checkpoint of %d entries asked, but the log ends at seq %d", size, seq)
+	}
+	segs := slices.Clone(l.segs)
+	l.mu.Unlock()
+
 	if err := os.MkdirAll(filepath.Join(l.dir, checkpointDirName), 0o750); err != nil {
 		return nil, fmt.Errorf("auditlog: checkpoint: %w", err)
 	}
@@ -429,12 +452,11 @@ func (l *Log) Checkpoint(signer note.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.size > l.seq {
-		return nil, &CorruptError{Dir: l.dir, Seq: l.seq + 1, Reason: fmt.Sprintf(
-			"the Merkle state covers %d entries but the log ends at seq %d: entries behind a checkpoint were removed", st.size, l.seq)}
+	if st.size > size {
+		return nil, &CorruptError{Dir: l.dir, Seq: size + 1, Reason: fmt.Sprintf(
+			"the Merkle state covers %d entries but the log ends at seq %d: entries behind a checkpoint were removed", st.size, size)}
 	}
-	segs := slices.Clone(l.segs)
-	if st, err = extendTree(l.dir, segs, st, l.seq); err != nil {
+	if st, err = extendTree(l.dir, segs, st, size); err != nil {
 		return nil, err
 	}
 	root, err := st.root()

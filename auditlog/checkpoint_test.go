@@ -423,3 +423,46 @@ func TestLoadOrCreateKeyRace(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointAtWhileAppending signs a prefix of the log while another
+// goroutine keeps appending: the checkpoint covers exactly that prefix and
+// verifies against the grown log.
+func TestCheckpointAtWhileAppending(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, SegmentSize(4096))
+	defer l.Close()
+	appendN(t, l, 300)
+	signer, verifier, err := LoadOrCreateKey(t.TempDir(), "urn:dataproduct:test:ckpt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 40 {
+			seq, _, _ := l.Tail()
+			if err := l.Append(entriesFor(seq+1, 25)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	msg, err := l.CheckpointAt(signer, 300)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := OpenCheckpoint(msg, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size != 300 {
+		t.Fatalf("checkpoint size %d, want 300", cp.Size)
+	}
+	if _, err := VerifySince(dir, msg, verifier); err != nil {
+		t.Fatalf("the grown log does not extend the checkpoint: %v", err)
+	}
+	if _, err := l.CheckpointAt(signer, 5000); err == nil {
+		t.Fatal("a checkpoint past the end of the log was signed")
+	}
+}

@@ -52,6 +52,8 @@ type Log struct {
 	opts     options
 	recovery Recovery
 
+	ckMu sync.Mutex // serialises checkpoints (checkpoint.go); never held with mu waiting on it
+
 	mu         sync.Mutex
 	lock       *os.File
 	f          *os.File // last segment, append-only

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +26,10 @@ import (
 type serving struct {
 	signer         note.Signer
 	lastCheckpoint time.Time
+	// checkpointing is a background round of checkpoints; logs are not
+	// closed while it runs.
+	checkpointing sync.WaitGroup
+	busy          atomic.Bool
 
 	rdb     *redis.Client
 	current *query.RedisStore
@@ -111,26 +117,50 @@ func (r *Runner) afterCommit(ctx context.Context) {
 			r.serve.pending = r.serve.pending[:0]
 		}
 	}
-	if time.Since(r.serve.lastCheckpoint) >= r.cfg.CheckpointInterval {
-		r.checkpointAll()
+	if time.Since(r.serve.lastCheckpoint) >= r.cfg.CheckpointInterval && !r.serve.busy.Load() {
+		r.checkpointInBackground()
 	}
 }
 
-// checkpointAll signs a checkpoint of every open change log. Only committed
-// entries are in the logs when it runs: after a commit, or between batches.
-func (r *Runner) checkpointAll() {
+// checkpointInBackground signs a checkpoint of every open change log up to
+// the entries committed now, while the next batches run: signing reads back
+// every entry since the last checkpoint, which would stall the loop for as
+// long. The sizes are taken here, after the commit, so a checkpoint never
+// covers an entry that a later abort could take back.
+func (r *Runner) checkpointInBackground() {
+	type target struct {
+		log  *auditlog.Log
+		size uint64
+	}
+	var targets []target
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, p := range r.parts {
-		r.checkpoint(p)
+		seq, _, _ := p.log.Tail()
+		targets = append(targets, target{p.log, seq})
 	}
+	r.mu.Unlock()
 	r.serve.lastCheckpoint = time.Now()
+	r.serve.busy.Store(true)
+	r.serve.checkpointing.Add(1)
+	go func() {
+		defer r.serve.checkpointing.Done()
+		defer r.serve.busy.Store(false)
+		for _, t := range targets {
+			if _, err := t.log.CheckpointAt(r.serve.signer, t.size); err != nil {
+				r.log.Error("checkpoint failed; will retry", "dir", t.log.Dir(), "err", err)
+			}
+		}
+	}()
 }
 
+// checkpoint signs a checkpoint of p's whole log. It runs between batches
+// (on revoke, on close), when every entry is committed, after any
+// background round has finished.
 func (r *Runner) checkpoint(p *partition) {
 	if r.serve.signer == nil {
 		return
 	}
+	r.serve.checkpointing.Wait()
 	if _, err := p.log.Checkpoint(r.serve.signer); err != nil {
 		r.log.Error("checkpoint failed; will retry", "dir", p.log.Dir(), "err", err)
 	}
