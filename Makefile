@@ -5,7 +5,7 @@ PKGS      := ./...
 BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
 
-.PHONY: run test bench crash fuzz vet interop-deps build
+.PHONY: run test bench bench-stages crash fuzz vet interop-deps build
 
 ## run: the example product on the embedded stack (kfake + registry), recorded CDC through it
 run:
@@ -15,9 +15,16 @@ run:
 test: interop-deps vet
 	$(GO) test -race -count=1 $(PKGS)
 
-## bench: every stage's benchmark, then the pipeline end to end on kfake:
-## exactly-once and at-least-once against a raw franz-go pipe, in one run
-bench:
+## bench: each stage's benchmark and the in-process pipeline (bench-stages), then
+## the comparison against the ceiling and Redpanda Connect that writes
+## BENCHMARKS.md, BENCHMARKS.json and BENCHMARKS.png (about 12 minutes on 2 cores;
+## KAFKA_BROKERS and SCHEMA_REGISTRY_URL point it at a real cluster)
+bench: bench-stages
+	internal/bench/run.sh
+
+## bench-stages: decode, handler, log append, Avro encode, contract check, and
+## the pipeline on kfake: exactly-once and at-least-once against a raw franz-go pipe
+bench-stages:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./cdc ./transforms ./auditlog ./schemas ./contracts
 	$(GO) test -run '^$$' -bench Pipeline -benchmem -benchtime 100000x -count 3 ./runtime
 
