@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,6 +23,7 @@ import (
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/examples/inventory"
 	"github.com/meshlet/meshlet/internal/interop"
+	"github.com/meshlet/meshlet/internal/localredis"
 	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/schemas"
@@ -419,34 +418,15 @@ func TestRefusesToEraseCommittedHistory(t *testing.T) {
 	}
 }
 
-// startRedis runs a real redis-server on a free loopback port for the test.
+// startRedis runs a real redis-server for the test.
 func startRedis(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server not found: install redis-server (apt-get install -y redis-server)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := localredis.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for range 200 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("redis-server did not start on %s", addr)
-	return ""
+	t.Cleanup(srv.Stop)
+	return srv.Addr
 }
 
 func getJSON(t *testing.T, url string, v any) int {

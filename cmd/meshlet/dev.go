@@ -7,12 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/internal/localredis"
 	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/schemas"
@@ -160,41 +158,21 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 // devRedis gives the dev stack a real Redis when one is installed: a
 // redis-server on a free loopback port, in memory only, stopped on exit.
 func devRedis(mode, dataDir string) (addr string, stop func(), err error) {
-	stop = func() {}
 	switch mode {
 	case "off":
-		return "", stop, nil
+		return "", func() {}, nil
 	case "auto":
 	default:
-		return mode, stop, nil
+		return mode, func() {}, nil
 	}
-	bin, err := exec.LookPath("redis-server")
+	srv, err := localredis.Start(dataDir)
+	if errors.Is(err, localredis.ErrNotInstalled) {
+		return "", func() {}, nil // current state is then served from the change-log index
+	}
 	if err != nil {
-		return "", stop, nil // current state is then served from the change-log index
+		return "", nil, fmt.Errorf("%w (use --redis off to do without)", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", stop, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dataDir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return "", stop, fmt.Errorf("start redis-server: %w", err)
-	}
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
-	for range 100 { // until it accepts connections, at most 5s
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, func() { cmd.Process.Kill(); cmd.Wait() }, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	return "", stop, fmt.Errorf("redis-server on %s did not start (use --redis off to do without): %s", addr, strings.TrimSpace(out.String()))
+	return srv.Addr, srv.Stop, nil
 }
 
 // feedRecorded produces a recorded CDC file (the example's own by default)

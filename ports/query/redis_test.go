@@ -1,14 +1,10 @@
 package query
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,52 +12,20 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/internal/localredis"
 )
 
-// startRedis runs a real redis-server on a free loopback port for the test.
+// startRedis runs a real redis-server for the test and connects to it.
 func startRedis(t testing.TB) *redis.Client {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if _, serr := os.Stat("/usr/bin/redis-server"); serr != nil {
-			t.Fatal("redis-server not found: install redis-server (apt-get install -y redis-server)")
-		}
-		bin = "/usr/bin/redis-server"
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := localredis.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	go func() { // drain, or the server blocks on a full pipe
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	t.Cleanup(srv.Stop)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { rdb.Close() })
-	for i := 0; ; i++ {
-		if err := rdb.Ping(context.Background()).Err(); err == nil {
-			return rdb
-		} else if i == 200 {
-			t.Fatalf("redis-server on port %d did not answer: %v", port, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	return rdb
 }
 
 // randomLogs writes random entries (out-of-order valid times, ranges,
