@@ -147,7 +147,7 @@ func (r *Runner) refillWindow(p *partition) error {
 	}
 	return p.log.Scan(from, func(e *auditlog.Entry) error {
 		if e.Prov.SourcePosition != "" {
-			p.seen.add(identity(e.Prov.SourcePosition, e.Key))
+			p.seen.add(identity(e.Prov.SourcePosition, string(e.Key)))
 		}
 		return nil
 	})

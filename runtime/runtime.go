@@ -456,7 +456,7 @@ func (r *Runner) handleChange(ctx context.Context, p *partition, in *kgo.Record,
 		return "", nil
 	}
 	pos := c.Source.Position.String()
-	if pos != "" && p.seen.has(identity(pos, []byte(b.outputs[0].Key))) {
+	if pos != "" && p.seen.has(identity(pos, b.outputs[0].Key)) {
 		return "duplicate", nil
 	}
 	for i := range b.outputs {
@@ -483,7 +483,7 @@ func (r *Runner) handleChange(ctx context.Context, p *partition, in *kgo.Record,
 	}
 	if pos != "" { // remembered once the whole event is through
 		for i := range b.outputs {
-			b.eventIDs = append(b.eventIDs, identity(pos, []byte(b.outputs[i].Key)))
+			b.eventIDs = append(b.eventIDs, identity(pos, b.outputs[i].Key))
 		}
 	}
 	return "", nil
