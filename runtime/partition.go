@@ -29,6 +29,8 @@ type partition struct {
 	// committed holds the batch's entries until the batch commits, for the
 	// current-state store (only when one is configured).
 	committed []auditlog.Entry
+	// reprocess is the reprocessing in progress, nil when none.
+	reprocess *reprocessState
 }
 
 // openPartition opens the partition's change log and makes it agree with
@@ -81,6 +83,23 @@ func (r *Runner) reconcile(ctx context.Context, cl *kgo.Client, p *partition) er
 	}
 	if !ok {
 		committed = -1 // nothing committed yet: every entry is from a batch that never committed
+	}
+	rs, err := r.loadReprocess(p.key)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrFatal, err)
+	}
+	if rs != nil {
+		restart, err := r.reconcileReprocess(p, rs, committed)
+		if err != nil {
+			return err
+		}
+		if restart {
+			r.log.Info("a reprocessing had not started when the product stopped; starting it again", "topic", rs.Topic, "partition", rs.Partition, "from", rs.From)
+			r.control.mu.Lock()
+			r.control.pending = append(r.control.pending, reprocessRequest{Topic: rs.Topic, Partition: rs.Partition, From: rs.From, done: make(chan error, 1)})
+			r.control.mu.Unlock()
+		}
+		return r.refillWindow(p)
 	}
 	if err := r.checkRewindSpan(p, committed); err != nil {
 		return err

@@ -123,6 +123,9 @@ type Config struct {
 	// checkpoint; one is also signed when a log is closed.
 	CheckpointInterval time.Duration
 
+	// Security holds TLS and credentials for Kafka, the registry and Redis.
+	Security Security
+
 	Logger *slog.Logger
 	// Now returns the current time in unix microseconds; tests pin it.
 	Now func() int64

@@ -65,8 +65,10 @@ type Runner struct {
 	// stops with it, since the callback itself cannot return an error.
 	assignErr atomic.Pointer[error]
 
-	stats Stats
-	serve serving
+	stats   Stats
+	metrics *metrics
+	serve   serving
+	control control
 
 	// batch holds the buffers one poll batch reuses.
 	batch batch
@@ -90,7 +92,8 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 		handler:  transforms.Chain(p.Handler, transforms.Recover()),
 		parts:    make(map[partitionKey]*partition),
 	}
-	reg, err := schemas.NewRegistry([]string{cfg.RegistryURL})
+	r.control.wake = make(chan struct{})
+	reg, err := schemas.NewRegistry([]string{cfg.RegistryURL}, cfg.Security.registryOpts()...)
 	if err != nil {
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
 	}
@@ -107,6 +110,7 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 	for _, u := range r.checker.Unchecked() {
 		r.log.Warn("contract rule cannot be checked one record at a time; not enforced", "rule", u)
 	}
+	r.metrics = newMetrics(r)
 	if err := r.registerSchema(ctx, reg); err != nil {
 		return nil, err
 	}
@@ -136,6 +140,11 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 	if cfg.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout))
 	}
+	secure, err := cfg.Security.kafkaOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, secure...)
 	if cfg.Delivery == AtLeastOnce {
 		cl, err := kgo.NewClient(append(opts, kgo.DisableAutoCommit())...)
 		if err != nil {
@@ -222,15 +231,29 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer r.close()
 	retry := backoff{min: 50 * time.Millisecond, max: 5 * time.Second}
 	for {
-		fetches := r.poll(ctx)
+		if err := r.waitWhilePaused(ctx); err != nil {
+			return err
+		}
+		pctx, cancel := r.control.pollContext(ctx)
+		fetches := r.poll(pctx)
+		interrupted := pctx.Err() != nil
+		cancel()
 		if p := r.assignErr.Load(); p != nil {
 			return *p
 		}
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
+		if took, err := r.startReprocessing(ctx, fetches); err != nil {
+			return err
+		} else if took {
+			r.sess.AllowRebalance()
+			continue
+		}
 		fetches.EachError(func(topic string, partition int32, err error) {
-			r.log.Warn("fetch failed; retrying", "topic", topic, "partition", partition, "err", err)
+			if !interrupted {
+				r.log.Warn("fetch failed; retrying", "topic", topic, "partition", partition, "err", err)
+			}
 		})
 		if fetches.NumRecords() == 0 {
 			continue
@@ -282,6 +305,7 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error
 		if errors.Is(procErr, errTransient) {
 			r.log.Warn("batch abandoned; it will be consumed again", "err", procErr)
 			r.stats.Aborted.Add(1)
+			r.metrics.batches.WithLabelValues("aborted").Inc()
 			return false, r.takeBackBatch()
 		}
 		return false, procErr
@@ -313,6 +337,7 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error
 			r.log.Warn("batch aborted by a rebalance; it will be consumed again")
 		}
 		r.stats.Aborted.Add(1)
+		r.metrics.batches.WithLabelValues("aborted").Inc()
 		return false, r.takeBackBatch()
 	}
 	r.stats.EventsIn.Add(int64(fetches.NumRecords()))
@@ -321,6 +346,16 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error
 	r.stats.Skipped.Add(int64(b.skipped))
 	r.stats.Duplicates.Add(int64(b.duplicates))
 	r.stats.Batches.Add(1)
+	inByTopic := make(map[string]int, len(r.decoders))
+	heads := make(map[partitionKey]int64)
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if n := len(fp.Records); n > 0 {
+			inByTopic[fp.Topic] += n
+			heads[partitionKey{fp.Topic, fp.Partition}] = fp.Records[n-1].Offset + 1
+		}
+	})
+	r.reprocessProgress(heads)
+	r.metrics.committed(r, b, inByTopic)
 	r.afterCommit(ctx)
 	return true, nil
 }
@@ -456,7 +491,8 @@ func (r *Runner) handleChange(ctx context.Context, p *partition, in *kgo.Record,
 		return "", nil
 	}
 	pos := c.Source.Position.String()
-	if pos != "" && p.seen.has(identity(pos, b.outputs[0].Key)) {
+	again := p.reprocess != nil && in.Offset < p.reprocess.Until // consumed again on purpose
+	if pos != "" && !again && p.seen.has(identity(pos, b.outputs[0].Key)) {
 		return "duplicate", nil
 	}
 	for i := range b.outputs {
@@ -559,14 +595,22 @@ type batch struct {
 	entries    []auditlog.Entry
 	produce    []*kgo.Record
 	arena      []byte
+	// eventTimes holds the source commit time (unix µs) of each record's
+	// event, for the publish-latency histogram.
+	eventTimes        []int64
+	deadLetterClasses map[deadLetterKey]int
 
 	records, deadLetters, skipped, duplicates int
 }
+
+type deadLetterKey struct{ topic, class string }
 
 func (b *batch) reset() {
 	b.produce = b.produce[:0]
 	b.arena = make([]byte, 0, max(cap(b.arena), 64<<10))
 	b.records, b.deadLetters, b.skipped, b.duplicates = 0, 0, 0, 0
+	b.eventTimes = b.eventTimes[:0]
+	clear(b.deadLetterClasses)
 }
 
 type batchMark struct{ entries, produce, records int }
@@ -575,6 +619,7 @@ func (b *batch) mark() batchMark { return batchMark{len(b.entries), len(b.produc
 
 func (b *batch) rollback(m batchMark) {
 	b.entries, b.produce, b.records = b.entries[:m.entries], b.produce[:m.produce], m.records
+	b.eventTimes = b.eventTimes[:m.records]
 }
 
 func (b *batch) deadLetter(r *Runner, in *kgo.Record, class string, err error) {
@@ -582,6 +627,10 @@ func (b *batch) deadLetter(r *Runner, in *kgo.Record, class string, err error) {
 	r.log.Warn("dead letter", "class", class, "topic", in.Topic, "partition", in.Partition, "offset", in.Offset, "err", err)
 	b.produce = append(b.produce, ports.DeadLetter(m.DeadLetter.Topic, m.ID, in, class, err))
 	b.deadLetters++
+	if b.deadLetterClasses == nil {
+		b.deadLetterClasses = make(map[deadLetterKey]int)
+	}
+	b.deadLetterClasses[deadLetterKey{in.Topic, class}]++
 }
 
 // addRecord stamps, encodes and queues one handler output.
@@ -619,6 +668,7 @@ func (b *batch) addRecord(r *Runner, in *kgo.Record, c *cdc.Change, pos string, 
 	})
 	b.produce = append(b.produce, &kgo.Record{Topic: r.product.Manifest.OutputPorts[0].Topic, Key: key, Value: wire})
 	b.records++
+	b.eventTimes = append(b.eventTimes, c.CommitTime.UnixMicro())
 	return nil
 }
 

@@ -50,7 +50,7 @@ func (r *Runner) startServing(ctx context.Context) error {
 		return fmt.Errorf("checkpoint key: %w", err)
 	}
 	if r.cfg.RedisAddr != "" {
-		r.serve.rdb = redis.NewClient(&redis.Options{Addr: r.cfg.RedisAddr})
+		r.serve.rdb = redis.NewClient(r.cfg.Security.redisOptions(r.cfg.RedisAddr))
 		if err := r.serve.rdb.Ping(ctx).Err(); err != nil {
 			r.log.Warn("redis unreachable; current state will catch up when it is back", "addr", r.cfg.RedisAddr, "err", err)
 		}

@@ -1,0 +1,251 @@
+package runtime
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// metrics are the product's Prometheus series, named
+// meshlet_<area>_<what>_<unit> with data_product, port and topic labels.
+// Consumer lag uses kafka_exporter's names, so dashboards and alerts written
+// for it work unchanged. Each product has its own registry: two products in
+// one process (tests, `meshlet dev`) do not collide.
+type metrics struct {
+	reg *prometheus.Registry
+
+	inputRecords   *prometheus.CounterVec // by input topic
+	outputRecords  prometheus.Counter
+	deadLetters    *prometheus.CounterVec // by input topic and class
+	duplicates     prometheus.Counter
+	batches        *prometheus.CounterVec // by result
+	publishLatency prometheus.Histogram
+	paused         prometheus.Gauge
+
+	// newestEvent is the source commit time (unix µs) of the newest event
+	// whose records committed; freshness is its age.
+	newestEvent atomic.Int64
+	lastCommit  atomic.Int64 // unix µs of the last committed batch
+}
+
+func newMetrics(r *Runner) *metrics {
+	m := r.product.Manifest
+	out := m.OutputPorts[0]
+	product := prometheus.Labels{"data_product": m.ID}
+	outLabels := prometheus.Labels{"data_product": m.ID, "port": out.Name, "topic": out.Topic}
+	x := &metrics{reg: prometheus.NewRegistry()}
+	x.inputRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshlet_input_records_total", Help: "Input records consumed, counted when their batch commits.", ConstLabels: product,
+	}, []string{"port", "topic"})
+	x.outputRecords = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "meshlet_output_records_total", Help: "Records published to the output port (and appended to the change log).", ConstLabels: outLabels,
+	})
+	x.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshlet_deadletter_records_total", Help: "Input records sent to the dead-letter topic, by error class.", ConstLabels: product,
+	}, []string{"topic", "class"})
+	x.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "meshlet_input_duplicates_total", Help: "Events the source sent again, recognised by source position and dropped.", ConstLabels: product,
+	})
+	x.batches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshlet_batch_transactions_total", Help: "Poll batches by outcome: committed, or aborted and consumed again.", ConstLabels: product,
+	}, []string{"result"})
+	x.publishLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "meshlet_publish_latency_seconds", ConstLabels: outLabels,
+		Help:    "From the source commit time of an event (event time) to the commit of the transaction that published its records.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600},
+	})
+	x.paused = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "meshlet_product_paused", Help: "1 while the product is paused by a control command.", ConstLabels: product,
+	})
+	freshness := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "meshlet_output_freshness_seconds", ConstLabels: outLabels,
+		Help: "Age of the newest published event's source commit time; -1 before the first.",
+	}, func() float64 {
+		t := x.newestEvent.Load()
+		if t == 0 {
+			return -1
+		}
+		return float64(r.cfg.Now()-t) / 1e6
+	})
+	x.reg.MustRegister(x.inputRecords, x.outputRecords, x.deadLetters, x.duplicates, x.batches,
+		x.publishLatency, x.paused, freshness, qualityCollector{r}, changeLogCollector{r}, newLagCollector(r))
+	for _, in := range m.InputPorts {
+		x.inputRecords.WithLabelValues(in.Name, in.Topic) // present at 0 before the first batch
+	}
+	return x
+}
+
+// committed records what a committed batch did.
+func (x *metrics) committed(r *Runner, b *batch, inByTopic map[string]int) {
+	for _, in := range r.product.Manifest.InputPorts {
+		if n := inByTopic[in.Topic]; n > 0 {
+			x.inputRecords.WithLabelValues(in.Name, in.Topic).Add(float64(n))
+		}
+	}
+	x.outputRecords.Add(float64(b.records))
+	for k, n := range b.deadLetterClasses {
+		x.deadLetters.WithLabelValues(k.topic, k.class).Add(float64(n))
+	}
+	x.duplicates.Add(float64(b.duplicates))
+	x.batches.WithLabelValues("committed").Inc()
+	now := r.cfg.Now()
+	x.lastCommit.Store(now)
+	newest := x.newestEvent.Load()
+	for _, t := range b.eventTimes {
+		x.publishLatency.Observe(float64(now-t) / 1e6)
+		newest = max(newest, t)
+	}
+	x.newestEvent.Store(newest)
+}
+
+// qualityCollector reports the output contract's rule counters.
+type qualityCollector struct{ r *Runner }
+
+var (
+	qualityChecked = prometheus.NewDesc("meshlet_quality_checked_records_total",
+		"Records a contract quality rule looked at.", []string{"data_product", "port", "rule", "field"}, nil)
+	qualityViolations = prometheus.NewDesc("meshlet_quality_violations_total",
+		"Records beyond what a contract quality rule tolerates.", []string{"data_product", "port", "rule", "field"}, nil)
+)
+
+func (c qualityCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- qualityChecked
+	ch <- qualityViolations
+}
+
+func (c qualityCollector) Collect(ch chan<- prometheus.Metric) {
+	id := c.r.product.Manifest.ID
+	for _, s := range c.r.checker.Stats() {
+		ch <- prometheus.MustNewConstMetric(qualityChecked, prometheus.CounterValue, float64(s.Checked), id, s.Object, s.Rule, s.Field)
+		ch <- prometheus.MustNewConstMetric(qualityViolations, prometheus.CounterValue, float64(s.Violations), id, s.Object, s.Rule, s.Field)
+	}
+}
+
+// changeLogCollector reports the size of each open change log.
+type changeLogCollector struct{ r *Runner }
+
+var (
+	changeLogEntries = prometheus.NewDesc("meshlet_changelog_entries",
+		"Entries in a change log (its last sequence number).", []string{"data_product", "log"}, nil)
+	changeLogBytes = prometheus.NewDesc("meshlet_changelog_bytes",
+		"Bytes of a change log's segments on disk.", []string{"data_product", "log"}, nil)
+)
+
+func (c changeLogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- changeLogEntries
+	ch <- changeLogBytes
+}
+
+func (c changeLogCollector) Collect(ch chan<- prometheus.Metric) {
+	id := c.r.product.Manifest.ID
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	for k, p := range c.r.parts {
+		name := k.topic + "-" + strconv.Itoa(int(k.partition))
+		seq, _, _ := p.log.Tail()
+		ch <- prometheus.MustNewConstMetric(changeLogEntries, prometheus.GaugeValue, float64(seq), id, name)
+		ch <- prometheus.MustNewConstMetric(changeLogBytes, prometheus.GaugeValue, float64(segmentBytes(p.log.Dir())), id, name)
+	}
+}
+
+func segmentBytes(dir string) int64 {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	var n int64
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// lagCollector reports consumer lag under kafka_exporter's metric names.
+// Offsets are read from the brokers at scrape time, at most once a second.
+type lagCollector struct {
+	r *Runner
+
+	mu      sync.Mutex
+	at      time.Time
+	metrics []prometheus.Metric
+}
+
+var (
+	groupLag = prometheus.NewDesc("kafka_consumergroup_lag",
+		"Records between the group's committed offset and the partition's end.", []string{"consumergroup", "topic", "partition"}, nil)
+	groupOffset = prometheus.NewDesc("kafka_consumergroup_current_offset",
+		"The group's committed offset.", []string{"consumergroup", "topic", "partition"}, nil)
+	partitionOffset = prometheus.NewDesc("kafka_topic_partition_current_offset",
+		"The partition's end offset.", []string{"topic", "partition"}, nil)
+)
+
+func newLagCollector(r *Runner) *lagCollector { return &lagCollector{r: r} }
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- groupLag
+	ch <- groupOffset
+	ch <- partitionOffset
+}
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) >= time.Second {
+		c.metrics = c.read()
+		c.at = time.Now()
+	}
+	for _, m := range c.metrics {
+		ch <- m
+	}
+}
+
+// read asks the brokers for the group's committed offsets and the input
+// partitions' end offsets. A failure leaves the series out of this scrape
+// rather than reporting a made-up lag.
+func (c *lagCollector) read() []prometheus.Metric {
+	if c.r.sess == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(c.r.sess.Client())
+	var topics []string
+	for _, in := range c.r.product.Manifest.InputPorts {
+		topics = append(topics, in.Topic)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil
+	}
+	committed, err := adm.FetchOffsets(ctx, c.r.cfg.Group)
+	if err != nil {
+		return nil
+	}
+	group := c.r.cfg.Group
+	var out []prometheus.Metric
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			return
+		}
+		p := strconv.Itoa(int(o.Partition))
+		out = append(out, prometheus.MustNewConstMetric(partitionOffset, prometheus.GaugeValue, float64(o.Offset), o.Topic, p))
+		at := int64(0)
+		if co, ok := committed.Lookup(o.Topic, o.Partition); ok && co.Err == nil && co.At >= 0 {
+			at = co.At
+		}
+		out = append(out,
+			prometheus.MustNewConstMetric(groupOffset, prometheus.GaugeValue, float64(at), group, o.Topic, p),
+			prometheus.MustNewConstMetric(groupLag, prometheus.GaugeValue, float64(max(o.Offset-at, 0)), group, o.Topic, p))
+	})
+	return out
+}
+
+// Metrics is the product's Prometheus registry, for the management port or
+// an embedding program's own /metrics.
+func (r *Runner) Metrics() prometheus.Gatherer { return r.metrics.reg }
