@@ -576,7 +576,7 @@ func TestDecodeErrorText(t *testing.T) {
 }
 
 func TestNewDecoder(t *testing.T) {
-	want := []string{"canal-json", "debezium-avro", "debezium-json", "maxwell-json", "ogg-json"}
+	want := []string{"canal-json", "debezium-avro", "debezium-json", "maxwell-json", "meshlet-avro", "ogg-json"}
 	if got := Formats(); !slices.Equal(got, want) {
 		t.Errorf("Formats() = %v, want %v", got, want)
 	}
@@ -584,11 +584,13 @@ func TestNewDecoder(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"avro"`) || !strings.Contains(err.Error(), "debezium-json, maxwell-json") {
 		t.Errorf("NewDecoder(avro) error = %v, want it to name the format and list the known ones", err)
 	}
-	if _, err := NewDecoder("debezium-avro"); err == nil || !strings.Contains(err.Error(), "WithAvro") {
-		t.Errorf("NewDecoder(debezium-avro) without a source: error = %v, want one naming WithAvro", err)
+	for _, f := range []string{"debezium-avro", "meshlet-avro"} {
+		if _, err := NewDecoder(f); err == nil || !strings.Contains(err.Error(), "WithAvro") || !strings.Contains(err.Error(), f) {
+			t.Errorf("NewDecoder(%s) without a source: error = %v, want one naming the format and WithAvro", f, err)
+		}
 	}
 	for _, f := range want {
-		if f == "debezium-avro" {
+		if strings.HasSuffix(f, "-avro") {
 			continue
 		}
 		d, err := NewDecoder(f, WithAvro(nil)) // options a format does not use are ignored

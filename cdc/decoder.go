@@ -11,7 +11,7 @@ import (
 // Decoder turns one Kafka record (key and value bytes) into a Change. It fills the
 // caller's *Change, resetting it fully first, so a batch can reuse a slice of Changes.
 // Decoders are safe for concurrent use; the only state one keeps between
-// calls is the debezium-avro decoder's cache of parsed writer schemas.
+// calls is an Avro decoder's cache of parsed writer schemas.
 //
 // Some formats carry several changes in one record (a Canal message holds
 // every row of a statement); Decode refuses those with ErrMultiRow. Every
@@ -27,7 +27,7 @@ type Decoder interface {
 // slice; on error it returns dst unchanged (elements past its length may
 // have been written). Appended Changes are reset fully first, so a batch
 // can reuse one slice across records. ctx bounds the schema-registry
-// lookups of the debezium-avro decoder; the JSON decoders ignore it.
+// lookups of the Avro decoders; the JSON decoders ignore it.
 type MultiDecoder interface {
 	Decoder
 	DecodeAll(ctx context.Context, key, value []byte, dst []Change) ([]Change, error)
@@ -44,6 +44,7 @@ const (
 	formatCanalJSON    = "canal-json"
 	formatMaxwellJSON  = "maxwell-json"
 	formatOggJSON      = "ogg-json"
+	formatMeshletAvro  = "meshlet-avro"
 )
 
 // Option configures NewDecoder. Options a format has no use for are ignored,
@@ -54,8 +55,8 @@ type options struct {
 	avro AvroSource
 }
 
-// WithAvro gives the debezium-avro decoder the registry-backed source it
-// decodes through; see AvroSource.
+// WithAvro gives the debezium-avro and meshlet-avro decoders the
+// registry-backed source they decode through; see AvroSource.
 func WithAvro(src AvroSource) Option {
 	return func(o *options) { o.avro = src }
 }
@@ -66,6 +67,7 @@ var decoders = map[string]func(options) (MultiDecoder, error){
 	formatMaxwellJSON:  func(options) (MultiDecoder, error) { return maxwellJSON{}, nil },
 	formatOggJSON:      func(options) (MultiDecoder, error) { return oggJSON{}, nil },
 	formatDebeziumAvro: newDebeziumAvro,
+	formatMeshletAvro:  newMeshletAvro,
 }
 
 // NewDecoder returns the decoder for a manifest format name. The result

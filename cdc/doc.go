@@ -2,9 +2,10 @@
 // normalized Changes, and orders the source positions they carry.
 //
 // NewDecoder(format, options...) returns the decoder of a manifest format:
-// debezium-json, debezium-avro, canal-json, maxwell-json or ogg-json. Every
-// one fills the same Change: Kind, Op, Key, Before, After, CommitTime,
-// Source (with Position), Tx, and for control messages DDL or Boundary.
+// debezium-json, debezium-avro, canal-json, maxwell-json, ogg-json or
+// meshlet-avro. Every one fills the same Change: Kind, Op, Key, Before,
+// After, CommitTime, Source (with Position), Tx, and for control messages
+// DDL or Boundary.
 //
 // # One record, several changes
 //
@@ -134,6 +135,36 @@
 // Logical types are recognised by Kafka Connect's "connect.name" first,
 // then by Avro's "logicalType". A decimal's scale is Avro's "scale" or
 // connect.parameters' "scale".
+//
+// # meshlet-avro
+//
+// Another Meshlet data product's output port, so that products compose: B's
+// input port is A's output topic. The value is A's event in Confluent wire
+// format, written with A's published schema (the row fields, then
+// _valid_from, _valid_to, _system_from, _deleted; see package schemas); the
+// key is A's entity key as UTF-8 text. It reads through WithAvro(src) as
+// debezium-avro does, with the same error classes.
+//
+//	value              Kind           Op  Key             After
+//	empty              KindTombstone  -   key, if any     none
+//	_deleted false     KindChange     u   "<entity key>"  the row fields
+//	_deleted true      KindChange     d   "<entity key>"  none
+//
+// An event is a whole version of its entity, not a before/after pair, so
+// every non-deleted event is an upsert ("u", also the entity's first
+// version) and Before is always nil, with BeforeMissing false; a
+// retraction's row fields may be zero, so they are not read. Key is the
+// entity key as a JSON string, e.g. "42"; a missing or non-UTF-8 key is
+// malformed. After renders the row fields (meta fields removed) exactly as
+// debezium-avro renders values: decimals as exact numbers, timestamps in
+// RFC 3339. CommitTime is _valid_from, so B's records keep A's valid time
+// unless B's handler sets its own. Source.Connector is "meshlet" and
+// Source.Name the published record's full name; Position is empty, since A
+// publishes exactly once and B reads committed, so there are no re-sends to
+// recognise. _valid_to and _system_from are checked in the schema but not
+// carried: Change has no place for them. A registered schema without the
+// four meta fields is malformed, with Field naming the first one missing or
+// mistyped.
 //
 // # canal-json
 //

@@ -34,7 +34,11 @@ type Change[T any] struct {
 	*cdc.Change
 	Before *T
 	After  *T
-	Key    *T // the Kafka record key decoded into T: only the key columns are set
+	// Key is the Kafka record key decoded into T (only the key columns are
+	// set) when the key is a JSON object, as Debezium's is. A key that is a
+	// plain value, such as another product's entity key (meshlet-avro),
+	// leaves it nil: read it from Change.Change.Key.
+	Key *T
 }
 
 // Handler is the function a domain engineer writes.
@@ -81,8 +85,10 @@ func Typed[In, Out any](h Handler[In, Out]) Func {
 		if tc.After, err = decodeRow[In]("after", c.After); err != nil {
 			return out, err
 		}
-		if tc.Key, err = decodeRow[In]("key", c.Key); err != nil {
-			return out, err
+		if isObject(c.Key) {
+			if tc.Key, err = decodeRow[In]("key", c.Key); err != nil {
+				return out, err
+			}
 		}
 		recs, err := h(ctx, tc)
 		if err != nil {
@@ -93,6 +99,17 @@ func Typed[In, Out any](h Handler[In, Out]) Func {
 		}
 		return out, nil
 	}
+}
+
+func isObject(raw json.RawMessage) bool {
+	for _, b := range raw {
+		switch b {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return b == '{'
+	}
+	return false
 }
 
 func decodeRow[T any](field string, raw json.RawMessage) (*T, error) {

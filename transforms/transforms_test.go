@@ -150,3 +150,24 @@ func BenchmarkTypedProjection(b *testing.B) {
 		}
 	}
 }
+
+// A product reading another product's output gets its entity key as a JSON
+// string: the typed adapter must pass it through, not refuse the event.
+func TestTypedPlainKey(t *testing.T) {
+	var got Change[row]
+	f := Typed(func(_ context.Context, c Change[row]) ([]Record[row], error) {
+		got = c
+		return nil, nil
+	})
+	c := &cdc.Change{Op: cdc.OpUpdate, Key: json.RawMessage(`"42"`), After: json.RawMessage(`{"id":42}`)}
+	if _, err := f(context.Background(), c, nil); err != nil {
+		t.Fatalf("a plain key was refused: %v", err)
+	}
+	if got.Key != nil || string(got.Change.Key) != `"42"` || got.After == nil || got.After.ID != 42 {
+		t.Fatalf("got Key %v, raw key %s, After %v", got.Key, got.Change.Key, got.After)
+	}
+	c.Key = json.RawMessage(` {"id":7}`)
+	if _, err := f(context.Background(), c, nil); err != nil || got.Key == nil || got.Key.ID != 7 {
+		t.Fatalf("an object key: err %v, Key %v", err, got.Key)
+	}
+}
