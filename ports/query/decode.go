@@ -3,28 +3,37 @@ package query
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/meshlet/meshlet/ports/seal"
 	"github.com/meshlet/meshlet/schemas"
 )
 
-// Decoder turns change-log payloads (Confluent wire format) into fields.
+// Decoder turns change-log payloads (Confluent wire format, or a sealed
+// frame around it: package seal) into fields.
 // It reads writer schemas from a product's ROOT/schemas/<id>.avsc, where
 // the runtime writes every schema it registers, so an auditor needs no
 // registry; a registry URL, when given, is asked for ids the directory
 // lacks.
 type Decoder struct {
+	// Keys opens the PII fields of sealed payloads. Without it they read
+	// as null, named under "_sealed". Set it before the first Fields.
+	Keys seal.KeyStore
+
 	dir    string
 	local  *schemas.Registry
 	remote *schemas.Registry
@@ -51,10 +60,46 @@ func NewDecoder(dir, registryURL string) (*Decoder, error) {
 // Fields decodes payload into its row fields by name; the meta fields
 // (_valid_from and the like) are left out, since a version's periods are
 // the store's to say, not the payload's.
+//
+// The PII fields of a sealed payload get their values from Keys. When the
+// subject was forgotten they are null and "_erased" lists them; with no
+// Keys they are null and "_sealed" lists them. A key store that cannot be
+// reached, or an envelope that fails authentication, is an error, never
+// an erasure.
 func (d *Decoder) Fields(ctx context.Context, payload []byte) (map[string]any, error) {
-	id, m, err := d.local.DecodeMap(ctx, payload)
+	o, err := seal.Open(ctx, d.Keys, payload)
+	if err != nil {
+		return nil, err
+	}
+	m, err := d.wireFields(ctx, o.Wire)
+	if err != nil || !o.Sealed {
+		return m, err
+	}
+	switch {
+	case o.Fields != nil:
+		for _, name := range o.Names {
+			if v, ok := o.Fields[name]; ok {
+				m[name] = conform(m[name], v)
+			}
+		}
+	case o.Erased != nil:
+		for _, name := range o.Erased {
+			m[name] = nil
+		}
+		m["_erased"] = o.Erased
+	default:
+		for _, name := range o.Names {
+			m[name] = nil
+		}
+		m["_sealed"] = o.Names
+	}
+	return m, nil
+}
+
+func (d *Decoder) wireFields(ctx context.Context, wire []byte) (map[string]any, error) {
+	id, m, err := d.local.DecodeMap(ctx, wire)
 	if err != nil && d.remote != nil && !errors.Is(err, schemas.ErrMalformed) {
-		id, m, err = d.remote.DecodeMap(ctx, payload)
+		id, m, err = d.remote.DecodeMap(ctx, wire)
 	}
 	if err != nil {
 		return nil, d.explain(id, err)
@@ -65,6 +110,55 @@ func (d *Decoder) Fields(ctx context.Context, payload []byte) (map[string]any, e
 		}
 	}
 	return m, nil
+}
+
+// conform gives an unsealed value (JSON: strings, json.Number, bools)
+// the Go type the wire decoder gives the field, which the cleared field's
+// own value shows; a null field shows nothing, so its numbers become
+// int64 or float64 and its bytes and times stay JSON strings.
+func conform(wire, v any) any {
+	n, isNum := v.(json.Number)
+	s, isStr := v.(string)
+	switch w := wire.(type) {
+	case int32:
+		if i, err := n.Int64(); isNum && err == nil && i >= math.MinInt32 && i <= math.MaxInt32 {
+			return int32(i)
+		}
+	case int64:
+		if i, err := n.Int64(); isNum && err == nil {
+			return i
+		}
+	case int:
+		if i, err := n.Int64(); isNum && err == nil {
+			return int(i)
+		}
+	case float32:
+		if f, err := n.Float64(); isNum && err == nil {
+			return float32(f)
+		}
+	case float64:
+		if f, err := n.Float64(); isNum && err == nil {
+			return f
+		}
+	case []byte:
+		if b, err := base64.StdEncoding.DecodeString(s); isStr && err == nil {
+			return b
+		}
+	case time.Time:
+		if t, err := time.Parse(time.RFC3339Nano, s); isStr && err == nil {
+			return t.In(w.Location())
+		}
+	case nil:
+		if isNum {
+			if i, err := n.Int64(); err == nil {
+				return i
+			}
+			if f, err := n.Float64(); err == nil {
+				return f
+			}
+		}
+	}
+	return v
 }
 
 // FieldNames lists the row fields of the schema registered under id, in
