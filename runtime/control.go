@@ -16,10 +16,10 @@ import (
 	"github.com/meshlet/meshlet/auditlog"
 )
 
-// control is what control commands change in a running product: whether it
+// loopControl is what control commands change in a running product: whether it
 // consumes (pause/resume) and which partitions to consume again from an
 // earlier offset (reprocess).
-type control struct {
+type loopControl struct {
 	paused atomic.Bool
 
 	mu      sync.Mutex
@@ -31,7 +31,7 @@ type control struct {
 }
 
 // interrupt wakes the loop: a paused wait, or a poll waiting for input.
-func (c *control) interrupt() {
+func (c *loopControl) interrupt() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	close(c.wake)
@@ -42,7 +42,7 @@ func (c *control) interrupt() {
 }
 
 // pollContext is ctx, cancelled also by interrupt.
-func (c *control) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func (c *loopControl) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	pctx, cancel := context.WithCancel(ctx)
 	c.mu.Lock()
 	c.stopPoll = cancel
@@ -54,6 +54,9 @@ func (c *control) pollContext(ctx context.Context) (context.Context, context.Can
 // (a reprocess of a partition this instance does not own, an offset past
 // the committed one). Retrying it does not help.
 var ErrRefused = errors.New("refused")
+
+// errNotOwned refuses a reprocess of a partition another replica owns.
+var errNotOwned = errors.New("not owned here")
 
 // Pause stops consuming after the batch in flight commits. The group
 // membership stays, so the partitions stay with this instance.
@@ -304,7 +307,7 @@ func (r *Runner) prepareReprocess(ctx context.Context, req *reprocessRequest) (*
 	p := r.parts[k]
 	r.mu.Unlock()
 	if p == nil {
-		return nil, nil, fmt.Errorf("%w: %s/%d is not assigned to instance %s", ErrRefused, req.Topic, req.Partition, r.cfg.Instance)
+		return nil, nil, fmt.Errorf("%w: %w: %s/%d is not assigned to instance %s", ErrRefused, errNotOwned, req.Topic, req.Partition, r.cfg.Instance)
 	}
 	if p.reprocess != nil {
 		return nil, nil, fmt.Errorf("%w: %s/%d is already being reprocessed from %d until %d", ErrRefused, req.Topic, req.Partition, p.reprocess.From, p.reprocess.Until)

@@ -25,6 +25,7 @@ import (
 	"github.com/meshlet/meshlet/internal/interop"
 	"github.com/meshlet/meshlet/internal/localredis"
 	"github.com/meshlet/meshlet/ports"
+	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/transforms"
@@ -429,9 +430,27 @@ func startRedis(t *testing.T) string {
 	return srv.Addr
 }
 
+// auditorToken is the bearer token getJSON presents; tests give it the
+// auditor role, which may read current state, as-of and history.
+const auditorToken = "test-auditor-token"
+
+func testTokens(t *testing.T) *mgmt.Tokens {
+	t.Helper()
+	tokens, err := mgmt.ParseTokenList("auditor:auditor:" + auditorToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tokens
+}
+
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+auditorToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +468,7 @@ func TestQueryPortAndCheckpoints(t *testing.T) {
 	s.produce(recorded(t, s.product.Manifest.InputPorts[0].Topic))
 	r, err := runtime.Start(context.Background(), s.product, runtime.Config{
 		Brokers: s.brokers, RegistryURL: s.registry, DataDir: s.dataDir,
-		RedisAddr: startRedis(t), HTTPAddr: "127.0.0.1:0",
+		RedisAddr: startRedis(t), HTTPAddr: "127.0.0.1:0", Tokens: testTokens(t),
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	if err != nil {

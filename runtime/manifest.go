@@ -20,54 +20,71 @@ import (
 // Manifest is a product.yaml: the product's identity and ports, shaped after
 // the Open Data Product Standard (ODPS) v1.
 type Manifest struct {
-	APIVersion  string       `yaml:"apiVersion"`
-	Kind        string       `yaml:"kind"`
-	ID          string       `yaml:"id"`
-	Name        string       `yaml:"name"`
-	Version     string       `yaml:"version"`
-	Status      string       `yaml:"status"`
-	Domain      string       `yaml:"domain"`
-	Description string       `yaml:"description"`
-	Team        Team         `yaml:"team"`
-	InputPorts  []InputPort  `yaml:"inputPorts"`
-	OutputPorts []OutputPort `yaml:"outputPorts"`
-	DeadLetter  DeadLetter   `yaml:"deadLetter"`
+	APIVersion  string       `yaml:"apiVersion" json:"apiVersion,omitempty"`
+	Kind        string       `yaml:"kind" json:"kind,omitempty"`
+	ID          string       `yaml:"id" json:"id,omitempty"`
+	Name        string       `yaml:"name" json:"name,omitempty"`
+	Version     string       `yaml:"version" json:"version,omitempty"`
+	Status      string       `yaml:"status" json:"status,omitempty"`
+	Domain      string       `yaml:"domain" json:"domain,omitempty"`
+	Description string       `yaml:"description" json:"description,omitempty"`
+	Team        Team         `yaml:"team" json:"team,omitempty"`
+	InputPorts  []InputPort  `yaml:"inputPorts" json:"inputPorts,omitempty"`
+	OutputPorts []OutputPort `yaml:"outputPorts" json:"outputPorts,omitempty"`
+	DeadLetter  DeadLetter   `yaml:"deadLetter" json:"deadLetter,omitempty"`
 
 	file string // where it was read from, for error messages
 }
 
 // Team owns the product.
 type Team struct {
-	Name  string `yaml:"name"`
-	Email string `yaml:"email"`
+	Name  string `yaml:"name" json:"name,omitempty"`
+	Email string `yaml:"email" json:"email,omitempty"`
 }
 
 // InputPort is a CDC topic the product consumes.
 type InputPort struct {
-	Name   string `yaml:"name"`
-	Topic  string `yaml:"topic"`
-	Format string `yaml:"format"`
+	Name   string `yaml:"name" json:"name,omitempty"`
+	Topic  string `yaml:"topic" json:"topic,omitempty"`
+	Format string `yaml:"format" json:"format,omitempty"`
 }
 
 // OutputPort is a topic the product publishes versioned Avro events to.
 type OutputPort struct {
-	Name          string `yaml:"name"`
-	Version       string `yaml:"version"`
-	Topic         string `yaml:"topic"`
-	Subject       string `yaml:"subject"`       // default: <topic>-value (TopicNameStrategy)
-	Schema        string `yaml:"schema"`        // .avsc path, relative to the manifest
-	Compatibility string `yaml:"compatibility"` // default BACKWARD
+	Name          string `yaml:"name" json:"name,omitempty"`
+	Version       string `yaml:"version" json:"version,omitempty"`
+	Topic         string `yaml:"topic" json:"topic,omitempty"`
+	Subject       string `yaml:"subject" json:"subject,omitempty"`             // default: <topic>-value (TopicNameStrategy)
+	Schema        string `yaml:"schema" json:"schema,omitempty"`               // .avsc path, relative to the manifest
+	Compatibility string `yaml:"compatibility" json:"compatibility,omitempty"` // default BACKWARD
 	// SubjectNaming is TopicName (default), RecordName or TopicRecordName.
-	SubjectNaming string `yaml:"subjectNaming"`
+	SubjectNaming string `yaml:"subjectNaming" json:"subjectNaming,omitempty"`
 	// Contract is the port's ODCS data contract: a hand-written file, or
 	// what to add (SLAs, classification, quality rules) to the one generated
 	// from this manifest and the schema.
-	Contract *contracts.Spec `yaml:"contract"`
+	Contract *contracts.Spec `yaml:"contract" json:"contract,omitempty"`
+	// Policy is what the port does with classified fields.
+	Policy Policy `yaml:"policy" json:"policy,omitempty"`
+}
+
+// Policy governs the fields an output port's contract classifies.
+//
+// Fields classified pii are encrypted in the change log with a key per data
+// subject (see ports/seal), so forgetting the subject erases them while the
+// log still verifies. Actions say what the output topic carries of each
+// classified field: pass (as is, the default), mask, or drop (null; the
+// field must be nullable). Keys are a classification or a field name; a
+// field name wins.
+type Policy struct {
+	// DataSubject names the field whose value identifies the person the
+	// pii fields are about; empty: the record's entity key.
+	DataSubject string            `yaml:"dataSubject" json:"dataSubject,omitempty"`
+	Actions     map[string]string `yaml:"actions" json:"actions,omitempty"`
 }
 
 // DeadLetter is where events that cannot be processed go, with the reason.
 type DeadLetter struct {
-	Topic string `yaml:"topic"` // default: <first output topic>.dlq
+	Topic string `yaml:"topic" json:"topic,omitempty"` // default: <first output topic>.dlq
 }
 
 // ManifestError is one thing wrong in a manifest: where, what, and what would
@@ -201,6 +218,11 @@ func (m *Manifest) validate(v *validator) {
 			v.fail(at+".subjectNaming", "%v", err)
 		} else if naming != schemas.TopicName && p.Subject != "" {
 			v.fail(at+".subject", "is set, but subjectNaming %s derives the subject; drop one of them", naming)
+		}
+		for k, a := range p.Policy.Actions {
+			if a != "pass" && a != "mask" && a != "drop" {
+				v.fail(at+".policy.actions."+k, "is %q; want pass, mask or drop", a)
+			}
 		}
 		if c := p.Contract; c != nil && c.File != "" && (len(c.Fields) > 0 || len(c.Quality) > 0 || c.SLA != (contracts.SLA{})) {
 			v.fail(at+".contract.file", "is set together with sla, fields or quality; a hand-written contract is the whole contract: move them into %s", c.File)

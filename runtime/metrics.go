@@ -4,12 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 )
 
@@ -33,6 +35,38 @@ type metrics struct {
 	// whose records committed; freshness is its age.
 	newestEvent atomic.Int64
 	lastCommit  atomic.Int64 // unix µs of the last committed batch
+	// caughtUp is when a committed batch last left no input waiting (it
+	// read fewer records than a batch may), so an idle source does not
+	// look stale.
+	caughtUp    atomic.Int64
+	outputBytes atomic.Int64 // bytes of published record values
+
+	mu        sync.Mutex
+	inputRows map[string]int64 // by input topic, for OpenLineage statistics
+	latencies [1024]float64    // the newest publish latencies (s), a ring
+	latN      int
+
+	lag *lagCollector
+}
+
+// inputRowsOf is how many records of topic committed since start.
+func (x *metrics) inputRowsOf(topic string) int64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.inputRows[topic]
+}
+
+// latencyP99 is the 99th percentile of the newest publish latencies.
+func (x *metrics) latencyP99() time.Duration {
+	x.mu.Lock()
+	n := min(x.latN, len(x.latencies))
+	vals := slices.Clone(x.latencies[:n])
+	x.mu.Unlock()
+	if n == 0 {
+		return 0
+	}
+	slices.Sort(vals)
+	return time.Duration(vals[(n*99)/100] * float64(time.Second))
 }
 
 func newMetrics(r *Runner) *metrics {
@@ -40,7 +74,7 @@ func newMetrics(r *Runner) *metrics {
 	out := m.OutputPorts[0]
 	product := prometheus.Labels{"data_product": m.ID}
 	outLabels := prometheus.Labels{"data_product": m.ID, "port": out.Name, "topic": out.Topic}
-	x := &metrics{reg: prometheus.NewRegistry()}
+	x := &metrics{reg: prometheus.NewRegistry(), inputRows: map[string]int64{}, lag: newLagCollector(r)}
 	x.inputRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshlet_input_records_total", Help: "Input records consumed, counted when their batch commits.", ConstLabels: product,
 	}, []string{"port", "topic"})
@@ -75,7 +109,7 @@ func newMetrics(r *Runner) *metrics {
 		return float64(r.cfg.Now()-t) / 1e6
 	})
 	x.reg.MustRegister(x.inputRecords, x.outputRecords, x.deadLetters, x.duplicates, x.batches,
-		x.publishLatency, x.paused, freshness, qualityCollector{r}, changeLogCollector{r}, newLagCollector(r))
+		x.publishLatency, x.paused, freshness, qualityCollector{r}, changeLogCollector{r}, x.lag)
 	for _, in := range m.InputPorts {
 		x.inputRecords.WithLabelValues(in.Name, in.Topic) // present at 0 before the first batch
 	}
@@ -84,11 +118,24 @@ func newMetrics(r *Runner) *metrics {
 
 // committed records what a committed batch did.
 func (x *metrics) committed(r *Runner, b *batch, inByTopic map[string]int) {
-	for _, in := range r.product.Manifest.InputPorts {
-		if n := inByTopic[in.Topic]; n > 0 {
-			x.inputRecords.WithLabelValues(in.Name, in.Topic).Add(float64(n))
+	in := 0
+	x.mu.Lock()
+	for _, port := range r.product.Manifest.InputPorts {
+		if n := inByTopic[port.Topic]; n > 0 {
+			x.inputRecords.WithLabelValues(port.Name, port.Topic).Add(float64(n))
+			x.inputRows[port.Topic] += int64(n)
+			in += n
 		}
 	}
+	x.mu.Unlock()
+	var outBytes int64
+	outTopic := r.product.Manifest.OutputPorts[0].Topic
+	for _, rec := range b.produce {
+		if rec.Topic == outTopic {
+			outBytes += int64(len(rec.Value))
+		}
+	}
+	x.outputBytes.Add(outBytes)
 	x.outputRecords.Add(float64(b.records))
 	for k, n := range b.deadLetterClasses {
 		x.deadLetters.WithLabelValues(k.topic, k.class).Add(float64(n))
@@ -97,11 +144,19 @@ func (x *metrics) committed(r *Runner, b *batch, inByTopic map[string]int) {
 	x.batches.WithLabelValues("committed").Inc()
 	now := r.cfg.Now()
 	x.lastCommit.Store(now)
+	if r.cfg.MaxBatch <= 0 || in < r.cfg.MaxBatch {
+		x.caughtUp.Store(now)
+	}
 	newest := x.newestEvent.Load()
+	x.mu.Lock()
 	for _, t := range b.eventTimes {
-		x.publishLatency.Observe(float64(now-t) / 1e6)
+		s := float64(now-t) / 1e6
+		x.publishLatency.Observe(s)
+		x.latencies[x.latN%len(x.latencies)] = s
+		x.latN++
 		newest = max(newest, t)
 	}
+	x.mu.Unlock()
 	x.newestEvent.Store(newest)
 }
 
@@ -186,6 +241,23 @@ var (
 )
 
 func newLagCollector(r *Runner) *lagCollector { return &lagCollector{r: r} }
+
+// total is the group's lag over all input partitions, as last read.
+func (c *lagCollector) total() int64 {
+	ch := make(chan prometheus.Metric, 256)
+	go func() { c.Collect(ch); close(ch) }()
+	var sum int64
+	for m := range ch {
+		if m.Desc() != groupLag {
+			continue
+		}
+		var d dto.Metric
+		if m.Write(&d) == nil {
+			sum += int64(d.GetGauge().GetValue())
+		}
+	}
+	return sum
+}
 
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- groupLag

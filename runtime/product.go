@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"github.com/meshlet/meshlet/contracts"
+	"github.com/meshlet/meshlet/ports/control"
+	"github.com/meshlet/meshlet/ports/lineage"
+	"github.com/meshlet/meshlet/ports/mgmt"
+	"github.com/meshlet/meshlet/ports/seal"
 	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/transforms"
 )
@@ -125,6 +129,27 @@ type Config struct {
 
 	// Security holds TLS and credentials for Kafka, the registry and Redis.
 	Security Security
+	// Tokens authenticate the management port's control and query routes
+	// (bearer token -> role); nil refuses every guarded request.
+	Tokens *mgmt.Tokens
+
+	// Lineage receives the product's OpenLineage run events (nil: none):
+	// START, RUNNING every LineageInterval, ABORT or FAIL at the end.
+	Lineage          lineage.Transport
+	LineageInterval  time.Duration
+	LineageNamespace string // the job namespace; default meshlet://<domain>
+
+	// MeshTTL is how long the product stays in the mesh registry (Redis)
+	// without a heartbeat; heartbeats go every third of it. Negative: do
+	// not register. The registry needs RedisAddr.
+	MeshTTL time.Duration
+	// ControlBus carries control commands; nil: Redis Streams when
+	// RedisAddr is set, else an in-process channel.
+	ControlBus *control.Bus
+	// Keys holds the data-subject keys pii fields are sealed with; nil:
+	// Redis-backed when RedisAddr is set (a product with pii fields needs
+	// one or the other).
+	Keys seal.KeyStore
 
 	Logger *slog.Logger
 	// Now returns the current time in unix microseconds; tests pin it.
@@ -147,6 +172,12 @@ func (c Config) withDefaults(m *Manifest) Config {
 	}
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = 30 * time.Second
+	}
+	if c.MeshTTL == 0 {
+		c.MeshTTL = 15 * time.Second
+	}
+	if c.LineageInterval == 0 {
+		c.LineageInterval = lineage.DefaultKeepInterval
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = 10 * time.Second

@@ -20,6 +20,7 @@ import (
 	"github.com/meshlet/meshlet/contracts"
 	"github.com/meshlet/meshlet/internal/failpoint"
 	"github.com/meshlet/meshlet/ports"
+	"github.com/meshlet/meshlet/ports/seal"
 	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/transforms"
 )
@@ -50,6 +51,7 @@ type Runner struct {
 	log     *slog.Logger
 
 	sess     session
+	registry *schemas.Registry
 	encoder  *schemas.Encoder
 	schemaID int
 	decoders map[string]cdc.Decoder // by input topic
@@ -68,7 +70,11 @@ type Runner struct {
 	stats   Stats
 	metrics *metrics
 	serve   serving
-	control control
+	control loopControl
+	lineage lineageRun
+	mesh    meshMember
+	plane   controlPlane
+	gov     governance
 
 	// batch holds the buffers one poll batch reuses.
 	batch batch
@@ -97,6 +103,7 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
 	}
+	r.registry = reg
 	for _, in := range p.Manifest.InputPorts {
 		dec, err := cdc.NewDecoder(in.Format, cdc.WithAvro(avroSource{reg}))
 		if err != nil {
@@ -111,11 +118,22 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 		r.log.Warn("contract rule cannot be checked one record at a time; not enforced", "rule", u)
 	}
 	r.metrics = newMetrics(r)
+	if err := r.startGovernance(); err != nil {
+		return nil, err
+	}
 	if err := r.registerSchema(ctx, reg); err != nil {
+		return nil, err
+	}
+	if err := r.startControl(); err != nil {
 		return nil, err
 	}
 	if err := r.startServing(ctx); err != nil {
 		r.stopServing()
+		r.stopControl()
+		return nil, err
+	}
+	r.startMesh()
+	if err := r.startLineage(ctx); err != nil {
 		return nil, err
 	}
 	var topics []string
@@ -227,8 +245,8 @@ func (r *Runner) SchemaID() int { return r.schemaID }
 // Run processes poll batches until ctx is cancelled or a fatal error occurs.
 // On cancellation the batch in flight is finished and committed first; then
 // the session and the change logs are closed.
-func (r *Runner) Run(ctx context.Context) error {
-	defer r.close()
+func (r *Runner) Run(ctx context.Context) (err error) {
+	defer func() { r.close(err) }()
 	retry := backoff{min: 50 * time.Millisecond, max: 5 * time.Second}
 	for {
 		if err := r.waitWhilePaused(ctx); err != nil {
@@ -513,7 +531,10 @@ func (r *Runner) handleChange(ctx context.Context, p *partition, in *kgo.Record,
 	for i := range b.outputs {
 		*seq++
 		*sysTime = max(r.cfg.Now(), *sysTime+1)
-		if err := b.addRecord(r, in, c, pos, &b.outputs[i], *seq, *sysTime); err != nil {
+		if err := b.addRecord(ctx, r, in, c, pos, &b.outputs[i], *seq, *sysTime); err != nil {
+			if errors.Is(err, errTransient) || errors.Is(err, ErrFatal) {
+				return "", err
+			}
 			return "schema", err
 		}
 	}
@@ -570,8 +591,11 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 	}
 }
 
-func (r *Runner) close() {
+func (r *Runner) close(cause error) {
 	r.sess.Close()
+	r.stopLineage(cause)
+	r.stopMesh()
+	r.stopControl()
 	r.stopServing()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -634,7 +658,7 @@ func (b *batch) deadLetter(r *Runner, in *kgo.Record, class string, err error) {
 }
 
 // addRecord stamps, encodes and queues one handler output.
-func (b *batch) addRecord(r *Runner, in *kgo.Record, c *cdc.Change, pos string, out *transforms.Output, seq uint64, sysTime int64) error {
+func (b *batch) addRecord(ctx context.Context, r *Runner, in *kgo.Record, c *cdc.Change, pos string, out *transforms.Output, seq uint64, sysTime int64) error {
 	meta := schemas.Meta{SystemFrom: sysTime, Deleted: out.Deleted, ValidFrom: c.CommitTime.UnixMicro()}
 	if !out.ValidFrom.IsZero() {
 		meta.ValidFrom = out.ValidFrom.UnixMicro()
@@ -642,14 +666,33 @@ func (b *batch) addRecord(r *Runner, in *kgo.Record, c *cdc.Change, pos string, 
 	if !out.ValidTo.IsZero() {
 		meta.ValidTo = out.ValidTo.UnixMicro()
 	}
+	logged, sealed, published, redacted, err := r.gov.apply(ctx, out.Key, out.Value)
+	if err != nil {
+		return fmt.Errorf("policy for key %q: %w", out.Key, err)
+	}
 	start := len(b.arena)
-	var err error
-	b.arena, err = r.encoder.Append(b.arena, out.Value, meta)
+	b.arena, err = r.encoder.Append(b.arena, logged, meta)
 	if err != nil {
 		b.arena = b.arena[:start]
 		return fmt.Errorf("encode record for key %q: %w", out.Key, err)
 	}
-	wire := b.arena[start:len(b.arena):len(b.arena)]
+	payload := b.arena[start:len(b.arena):len(b.arena)]
+	wire := payload
+	if sealed != nil {
+		at := len(b.arena)
+		b.arena = seal.Frame(b.arena, sealed, payload)
+		payload = b.arena[at:len(b.arena):len(b.arena)]
+	}
+	if redacted || sealed != nil {
+		// The topic gets the policy's view of the full record, not the
+		// log's sealed one.
+		at := len(b.arena)
+		if b.arena, err = r.encoder.Append(b.arena, published, meta); err != nil {
+			b.arena = b.arena[:start]
+			return fmt.Errorf("encode record for key %q: %w", out.Key, err)
+		}
+		wire = b.arena[at:len(b.arena):len(b.arena)]
+	}
 	keyStart := len(b.arena)
 	b.arena = append(b.arena, out.Key...)
 	key := b.arena[keyStart:len(b.arena):len(b.arena)]
@@ -660,7 +703,7 @@ func (b *batch) addRecord(r *Runner, in *kgo.Record, c *cdc.Change, pos string, 
 	}
 	b.entries = append(b.entries, auditlog.Entry{
 		Seq: seq, SystemTime: sysTime, ValidFrom: meta.ValidFrom, ValidTo: meta.ValidTo, Op: op,
-		Key: key, Payload: wire,
+		Key: key, Payload: payload,
 		Prov: auditlog.Provenance{
 			Topic: in.Topic, Partition: in.Partition, Offset: in.Offset,
 			SourcePosition: pos, SchemaID: uint32(r.schemaID),

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/meshlet/meshlet/ports/query"
 )
 
@@ -36,6 +37,7 @@ type serving struct {
 	pending []auditlog.Fact // committed facts Redis has not taken yet
 
 	store *auditlog.Store
+	mgmt  *mgmt.Server
 	http  *http.Server
 	addr  net.Addr
 }
@@ -70,15 +72,17 @@ func (r *Runner) startServing(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("query port: %w", err)
 	}
-	mux := http.NewServeMux()
-	(&query.Handler{Store: r.serve.store, Current: r.serve.current, Decoder: dec, Log: r.log}).Register(mux)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	if r.gov.keys != nil {
+		dec.Keys = r.gov.keys
+	}
+	q := &query.Handler{Store: r.serve.store, Current: r.serve.current, Decoder: dec, Log: r.log}
+	r.serve.mgmt = r.management(q)
 	ln, err := net.Listen("tcp", r.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("management port %s: %w", r.cfg.HTTPAddr, err)
 	}
 	r.serve.addr = ln.Addr()
-	r.serve.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	r.serve.http = &http.Server{Handler: r.serve.mgmt.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := r.serve.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.log.Error("management port stopped", "addr", r.serve.addr, "err", err)

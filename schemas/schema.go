@@ -215,3 +215,19 @@ func hasMetaTail(rec *avro.RecordSchema) bool {
 	u := fs[n+1].Type().(*avro.UnionSchema).Types()
 	return len(u) == 2 && u[0].Type() == avro.Null && u[1].Type() == avro.Long
 }
+
+// FieldInfo describes one field of the row, for catalogs and lineage.
+type FieldInfo struct {
+	Name string
+	Type string // as messages spell it: "long", "long (timestamp-micros)", "union [null, string]"
+	Doc  string
+}
+
+// RowFields lists the row's fields (without the meta fields), in order.
+func (s *Schema) RowFields() []FieldInfo {
+	var out []FieldInfo
+	for _, f := range s.row.Fields() {
+		out = append(out, FieldInfo{Name: f.Name(), Type: typeName(f.Type()), Doc: f.Doc()})
+	}
+	return out
+}

@@ -202,6 +202,9 @@ type fieldOp struct {
 // Policy is the policy r applies.
 func (r *Redactor) Policy() *Policy { return r.p }
 
+// Passes reports whether Apply returns every row unchanged.
+func (r *Redactor) Passes() bool { return len(r.ops) == 0 }
+
 // Apply returns row with the policy applied: a copy (a value for a value,
 // a pointer for a pointer) in which masked fields hold a stand-in
 // (MaskedString for strings, 0, false, empty bytes, the zero value of
