@@ -21,12 +21,21 @@ type meshMember struct {
 	done     sync.WaitGroup
 }
 
-func (r *Runner) startMesh() {
+// joinMesh opens the registry, before the management port is built (its
+// lineage route asks the registry); startMesh registers once the port
+// listens, so the registration carries its address.
+func (r *Runner) joinMesh() {
 	if r.cfg.RedisAddr == "" || r.cfg.MeshTTL < 0 {
 		return
 	}
 	r.mesh.rdb = redis.NewClient(r.cfg.Security.redisOptions(r.cfg.RedisAddr))
 	r.mesh.registry = mesh.New(r.mesh.rdb, mesh.TTL(r.cfg.MeshTTL))
+}
+
+func (r *Runner) startMesh() {
+	if r.mesh.registry == nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.mesh.cancel = cancel
 	r.mesh.done.Add(1)
@@ -40,8 +49,10 @@ func (r *Runner) stopMesh() {
 	if r.mesh.registry == nil {
 		return
 	}
-	r.mesh.cancel()
-	r.mesh.done.Wait()
+	if r.mesh.cancel != nil {
+		r.mesh.cancel()
+		r.mesh.done.Wait()
+	}
 	r.mesh.rdb.Close()
 }
 

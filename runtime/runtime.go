@@ -127,6 +127,7 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 	if err := r.startControl(); err != nil {
 		return nil, err
 	}
+	r.joinMesh()
 	if err := r.startServing(ctx); err != nil {
 		r.stopServing()
 		r.stopControl()
