@@ -15,7 +15,7 @@ func init() {
 }
 
 func cmdGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("gen", "gen SCHEMA.avsc... -pkg NAME [-o FILE]\n\nWrites a Go file with a struct per Avro record (avro and json tags, so one type serves\nas a handler's Avro output and as a Debezium JSON row), a string type per enum, and per\nschema file a constant <Type>Schema with the full schema, so type and schema never drift.", stderr)
+	fs := newFlags("gen", "gen SCHEMA.avsc... -pkg NAME [-o FILE]\n\nWrites one Go file of types for the Avro schemas, through hamba/avro's generator: a\nstruct per record with avro and json tags holding the Avro field names (one type is a\nhandler's Avro output and also decodes a Debezium JSON row), a string type and constants\nper enum, and per struct Schema, Marshal and Unmarshal methods over its full schema, so\ntype and schema never drift. Nullable fields are pointers. Schemas may use types that\nothers define, given in any order; generate such schemas together, into one file.", stderr)
 	pkg := fs.String("pkg", "", "Go package name of the generated file (required)")
 	out := fs.String("o", "", "output file (default: standard output)")
 	files, err := parseInterleaved(fs, args)
