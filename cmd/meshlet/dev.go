@@ -21,6 +21,7 @@ import (
 	"github.com/meshlet/meshlet/examples/inventory"
 	"github.com/meshlet/meshlet/internal/localredis"
 	"github.com/meshlet/meshlet/ports"
+	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/schemas"
 )
@@ -122,14 +123,22 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "fed %d recorded Debezium events into %s\n", fed, in.Topic)
 
+	tokens, listed, err := devTokens()
+	if err != nil {
+		return err
+	}
 	runner, err := runtime.Start(ctx, product, runtime.Config{
 		Brokers: brokers, RegistryURL: registry.URL(), DataDir: o.dataDir, Logger: logger,
-		RedisAddr: redisAddr, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", o.httpPort),
+		RedisAddr: redisAddr, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", o.httpPort), Tokens: tokens,
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "query     http://%s/v1/entities/{key}  (current, ?asOf=&validAt=, /history)\n", runner.HTTPAddr())
+	base := "http://" + runner.HTTPAddr().String()
+	fmt.Fprintf(stdout, "manage    %s  (open: /v1/product /v1/docs /v1/status /metrics /v1/lineage)\n", base)
+	fmt.Fprintf(stdout, "query     %s/v1/entities/{key}  (current, ?asOf=&validAt=, /history; needs a token)\n", base)
+	fmt.Fprintf(stdout, "tokens    %s\n", listed)
+	fmt.Fprintf(stdout, "          e.g. curl -H 'Authorization: Bearer dev-auditor' %s/v1/entities/106/history\n", base)
 	runCtx, stopRunner := context.WithCancel(ctx)
 	runDone := make(chan error, 1)
 	go func() { runDone <- runner.Run(runCtx) }()
@@ -314,4 +323,21 @@ func printEvents(w io.Writer, events []decodedEvent) {
 			formatTime(e.fields["_valid_from"]), formatTime(e.fields["_system_from"]), strings.Join(row, " "))
 	}
 	tw.Flush()
+}
+
+// devTokens are the dev stack's bearer tokens, one per role, named after
+// it: MESHLET_TOKENS replaces them.
+func devTokens() (*mgmt.Tokens, string, error) {
+	spec := os.Getenv("MESHLET_TOKENS")
+	if spec == "" {
+		spec = "consumer:consumer:dev-consumer,auditor:auditor:dev-auditor,owner:owner:dev-owner,governance:governance:dev-governance"
+	}
+	tokens, err := mgmt.ParseTokenList(spec)
+	if err != nil {
+		return nil, "", fmt.Errorf("MESHLET_TOKENS: %w", err)
+	}
+	if os.Getenv("MESHLET_TOKENS") != "" {
+		return tokens, "from MESHLET_TOKENS", nil
+	}
+	return tokens, "dev-consumer, dev-auditor, dev-owner, dev-governance (one per role; set MESHLET_TOKENS to change)", nil
 }

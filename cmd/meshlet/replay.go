@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/ports/query"
+	"github.com/meshlet/meshlet/ports/seal"
 	"github.com/meshlet/meshlet/schemas"
 )
 
@@ -206,7 +207,7 @@ func replayOCF(ctx context.Context, st *auditlog.Store, dec *query.Decoder, o *r
 		if !keep(f) {
 			return nil
 		}
-		id, body, err := schemas.SplitWire(f.Payload)
+		id, body, err := schemas.SplitWire(logWire(f.Payload))
 		if err != nil {
 			return fmt.Errorf("log %s seq %d: %w", f.Log, f.Seq, err)
 		}
@@ -277,7 +278,7 @@ func replayKafka(ctx context.Context, st *auditlog.Store, dec *query.Decoder, o 
 		if ferr != nil {
 			return ferr
 		}
-		id, _, err := schemas.SplitWire(f.Payload)
+		id, _, err := schemas.SplitWire(logWire(f.Payload))
 		if err != nil {
 			return fmt.Errorf("log %s seq %d: %w", f.Log, f.Seq, err)
 		}
@@ -288,7 +289,7 @@ func replayKafka(ctx context.Context, st *auditlog.Store, dec *query.Decoder, o 
 			}
 			ids[id] = to
 		}
-		value := append([]byte(nil), f.Payload...)
+		value := append([]byte(nil), logWire(f.Payload)...)
 		binary.BigEndian.PutUint32(value[1:5], uint32(to))
 		r := &kgo.Record{Key: append([]byte(nil), f.Key...), Value: value, Headers: []kgo.RecordHeader{
 			{Key: "meshlet.log", Value: []byte(f.Log)},
@@ -354,4 +355,15 @@ func sameJSON(a, b string) bool {
 	xa, _ := json.Marshal(x)
 	ya, _ := json.Marshal(y)
 	return string(xa) == string(ya)
+}
+
+// logWire is the Confluent wire-format record of a change-log payload. For a
+// product with pii fields the payload is a sealed envelope around the row
+// with those fields cleared (ports/seal): replays to files and topics carry
+// that row, never the personal data.
+func logWire(payload []byte) []byte {
+	if _, wire, ok := seal.Split(payload); ok {
+		return wire
+	}
+	return payload
 }

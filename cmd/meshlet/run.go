@@ -26,8 +26,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sessionTimeout := fs.Duration("session-timeout", 0, "consumer group session timeout (0: franz-go's 45s)")
 	txnTimeout := fs.Duration("txn-timeout", 0, "transaction timeout (0: franz-go's 40s)")
 	redisAddr := fs.String("redis", "", "Redis address for the current state of entities (empty: served from the change-log index)")
-	httpAddr := fs.String("http", "", "listen address of the management port with the query endpoints, e.g. :8080 (empty: off)")
+	httpAddr := fs.String("http", "", "listen address of the management port (discovery, metrics, status, control, query), e.g. :8080 (empty: off)")
 	verbose := fs.Bool("v", false, "log each step, not only warnings")
+	var access accessFlags
+	access.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,6 +38,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Brokers: strings.Split(*brokers, ","), RegistryURL: *registry, DataDir: *dataDir,
 		Instance: *instance, MaxBatch: *maxBatch, SessionTimeout: *sessionTimeout, TransactionTimeout: *txnTimeout,
 		Logger: newLogger(stderr, *verbose),
+	}
+	if err := access.apply(&cfg); err != nil {
+		return err
 	}
 	switch *delivery {
 	case "exactly-once":
@@ -55,7 +60,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	m := product.Manifest
 	if a := r.HTTPAddr(); a != nil {
-		fmt.Fprintf(stdout, "query port http://%s/v1/entities/{key}\n", a)
+		fmt.Fprintf(stdout, "management port http://%s (discovery /v1/product, /metrics, /v1/status; query /v1/entities/{key} and control /v1/control/* need a token)\n", a)
 	}
 	fmt.Fprintf(stdout, "running %s (%s, instance %s): %s -> %s (dead letters: %s); Ctrl-C to stop\n",
 		m.ID, cfg.Delivery, *instance, m.InputPorts[0].Topic, m.OutputPorts[0].Topic, m.DeadLetter.Topic)

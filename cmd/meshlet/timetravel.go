@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/redis/go-redis/v9"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/ports/query"
+	"github.com/meshlet/meshlet/ports/seal"
 )
 
 // Shared by asof, history, corrections, replay and the audit proofs.
@@ -108,6 +111,8 @@ type storeFlags struct {
 	schemas  string
 	registry string
 	json     bool
+	keys     string // Redis with the data-subject keys of pii fields
+	product  string
 }
 
 func (o *storeFlags) register(fs *flag.FlagSet) {
@@ -115,6 +120,8 @@ func (o *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.schemas, "schemas", "", "directory of writer schemas <id>.avsc (default: DIR/schemas, or the one above the change logs)")
 	fs.StringVar(&o.registry, "registry", "", "schema registry URL to ask for schema ids the schemas directory lacks")
 	fs.BoolVar(&o.json, "json", false, "print JSON for machines instead of a table")
+	fs.StringVar(&o.keys, "keys", "", "Redis (host:port) with the data-subject keys of pii fields: opens sealed fields, shows forgotten ones erased (default: sealed fields print null, named in _sealed); needs --product")
+	fs.StringVar(&o.product, "product", "", "the product's URN, whose keys --keys reads")
 }
 
 func (o *storeFlags) open(dir string) (*auditlog.Store, error) {
@@ -154,7 +161,15 @@ func (o *storeFlags) decoder(dir string) (*query.Decoder, error) {
 			sd = query.SchemaDir(dir)
 		}
 	}
-	return query.NewDecoder(sd, o.registry)
+	dec, err := query.NewDecoder(sd, o.registry)
+	if err != nil || o.keys == "" {
+		return dec, err
+	}
+	if o.product == "" {
+		return nil, fmt.Errorf("--keys needs --product: the keys are kept per product")
+	}
+	dec.Keys = seal.RedisKeys(redis.NewClient(&redis.Options{Addr: o.keys}), o.product)
+	return dec, nil
 }
 
 // row is one line of a table: a key, decoded fields and trailing columns.
