@@ -84,6 +84,28 @@
 // log that disagrees with the group beyond one batch) stop the product with
 // an error wrapping ErrFatal; `meshlet run` exits non-zero naming it.
 //
+// # Control, reprocessing and governance
+//
+// Control commands (ports/control) reach every replica over a watermill
+// bus and are applied between batches. Pause stops polling after the batch
+// in flight; Resume polls again. Reprocess consumes one input partition
+// again from an offset up to the committed offset, handling every event
+// again (the dedup window is bypassed for that range): the new records are
+// appended as new versions, so the log shows the reprocessing as
+// corrections. It starts with a transaction of its own that commits only
+// the rewound offset, after a state file (DataDir/reprocess) records the
+// range and the log's last sequence number; while the file exists,
+// reconciliation takes back only entries appended since then, so the crash
+// rule holds although input offsets in the log go back. See reprocessState.
+//
+// Fields the output contract classifies pii are sealed before the append:
+// the log keeps the row with those fields cleared inside an envelope that
+// holds them encrypted with the data subject's key (ports/seal). The hash
+// chain covers the envelope, so destroying the key (Forget) erases the
+// fields for every reader while the log still verifies. The output topic
+// carries the row as the port's policy says (pass, mask or drop per
+// classification or field).
+//
 // # Stopping and scaling out
 //
 // On SIGTERM (context cancellation) the batch in flight is finished and
