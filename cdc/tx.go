@@ -270,6 +270,18 @@ func (a *TxAssembler) Pending() (transactions, changes int) { return len(a.pendi
 // redelivered or late.
 func (a *TxAssembler) Dropped() int64 { return a.dropped }
 
+// Released reports whether transaction id was released (and not held
+// again since).
+func (a *TxAssembler) Released(id string) bool {
+	_, ok := a.done[id]
+	return ok
+}
+
+// Hold takes back the release of transaction id: a caller that cannot
+// publish all of it now (part of it is queued behind a held change) marks
+// it held, so Released says so.
+func (a *TxAssembler) Hold(id string) { delete(a.done, id) }
+
 // collectionIs reports whether a data collection name denotes the table of
 // s. Debezium joins the table's identifiers with dots, leaving out the
 // ones its connector does not use: schema.table (PostgreSQL), db.table

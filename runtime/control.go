@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/meshlet/meshlet/auditlog"
 )
 
 // loopControl is what control commands change in a running product: whether it
@@ -133,22 +131,12 @@ func (r *Runner) Reprocess(ctx context.Context, topic string, partition int32, f
 	}
 }
 
-// reprocessState is a partition's reprocessing in progress, kept in a
-// file beside the change logs. Reconciliation needs it: while offsets are
-// consumed again, the log's input offsets go back, and the rule that
-// entries at or past the committed offset never committed holds only for
-// the entries appended since the reprocessing began (seq > StartSeq).
-//
-// The reprocessing starts with a transaction of its own that commits the
-// offset From and nothing else, after the file is written; the file is
-// removed once a batch that reaches Until committed. So, on assignment,
-// with the file present:
-//   - committed < Until: in progress; entries with seq > StartSeq at or past
-//     the committed offset are a batch that never committed;
-//   - committed >= Until and entries with seq > StartSeq exist: it finished
-//     and the file was not removed yet; same rule, then remove the file;
-//   - committed >= Until and no such entries: the starting transaction never
-//     committed; start again.
+// reprocessState is a partition's reprocessing, kept in a file beside the
+// change logs from the request until a batch that reaches Until commits.
+// It says what to do on assignment when the committed marker cannot: a
+// reprocessing that had not committed a batch yet is started again (see
+// resumeReprocess). The rule that keeps the log and the output in agreement
+// is the commit marker's, which holds whatever the input offsets do.
 type reprocessState struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
@@ -201,26 +189,28 @@ func (r *Runner) saveReprocess(k partitionKey, s *reprocessState) error {
 	return os.Rename(tmp, path)
 }
 
-// reconcileReprocess is reconcile for a partition being reprocessed; see
-// reprocessState. It reports whether the reprocessing must start again.
-func (r *Runner) reconcileReprocess(p *partition, s *reprocessState, committed int64) (restart bool, err error) {
-	dropped, err := p.log.Rewind(func(e *auditlog.Entry) bool { return e.Seq > s.StartSeq && e.Prov.Offset >= committed })
-	if err != nil {
-		return false, fmt.Errorf("%w: rewind change log %s: %w", ErrFatal, p.log.Dir(), err)
-	}
-	if dropped > 0 {
-		r.log.Info("took back change-log entries of a reprocessing batch that never committed",
-			"topic", p.key.topic, "partition", p.key.partition, "entries", dropped, "committed_offset", committed)
-	}
-	if committed < s.Until {
+// resumeReprocess decides, on assignment, what a reprocess state file
+// means given the committed marker: a reprocessing batch committed (the
+// marker carries until) and the committed offset is short of it: still in
+// progress; reached it: finished; no reprocessing batch committed: start it
+// again (consuming from From again is what it asked).
+func (r *Runner) resumeReprocess(p *partition, s *reprocessState, committed int64, m commitMarker) error {
+	switch {
+	case m.until > 0 && committed < m.until:
 		p.reprocess = s
-		return false, nil
+		return nil
+	case m.until > 0:
+		return r.finishReprocess(p, s)
 	}
-	seq, _, _ := p.log.Tail()
-	if seq > s.StartSeq {
-		return false, r.finishReprocess(p, s)
-	}
-	return true, nil
+	r.restartReprocess(s)
+	return nil
+}
+
+func (r *Runner) restartReprocess(s *reprocessState) {
+	r.log.Info("a reprocessing had not committed a batch when the product stopped; starting it again", "topic", s.Topic, "partition", s.Partition, "from", s.From)
+	r.control.mu.Lock()
+	r.control.pending = append(r.control.pending, reprocessRequest{Topic: s.Topic, Partition: s.Partition, From: s.From, done: make(chan error, 1)})
+	r.control.mu.Unlock()
 }
 
 func (r *Runner) finishReprocess(p *partition, s *reprocessState) error {
@@ -235,7 +225,13 @@ func (r *Runner) finishReprocess(p *partition, s *reprocessState) error {
 // startReprocessing carries out the pending reprocess requests. It runs
 // after a poll, while rebalances are blocked, and reports whether it took
 // over this cycle: the polled records are then put back (every polled
-// partition is set back to its first polled offset) and consumed again.
+// partition is set back to its first polled offset) and consumed again,
+// the reprocessed partition from the requested offset.
+//
+// Nothing commits here: the first reprocessing batch commits the earlier
+// offset with a marker saying where the reprocessing ends (commitMarker), in
+// the same transaction as its records, so a crash before it leaves the
+// group's offsets, and the log, as they were.
 func (r *Runner) startReprocessing(ctx context.Context, fetches kgo.Fetches) (bool, error) {
 	r.control.mu.Lock()
 	reqs := r.control.pending
@@ -254,9 +250,12 @@ func (r *Runner) startReprocessing(ctx context.Context, fetches kgo.Fetches) (bo
 			set[fp.Topic][fp.Partition] = kgo.EpochOffset{Epoch: first.LeaderEpoch, Offset: first.Offset}
 		}
 	})
-	var started []*reprocessRequest
-	var states []*reprocessState
-	var parts []*partition
+	type started struct {
+		req *reprocessRequest
+		s   *reprocessState
+		p   *partition
+	}
+	var ok []started
 	for i := range reqs {
 		req := &reqs[i]
 		s, p, err := r.prepareReprocess(ctx, req)
@@ -268,34 +267,23 @@ func (r *Runner) startReprocessing(ctx context.Context, fetches kgo.Fetches) (bo
 			set[req.Topic] = map[int32]kgo.EpochOffset{}
 		}
 		set[req.Topic][req.Partition] = kgo.EpochOffset{Epoch: -1, Offset: req.From}
-		started, states, parts = append(started, req), append(states, s), append(parts, p)
+		ok = append(ok, started{req, s, p})
 	}
-	if len(started) == 0 {
+	if len(ok) == 0 {
 		return false, nil
 	}
 	cl := r.sess.Client()
 	cl.SetOffsets(set)
-	if err := r.sess.Begin(); err != nil {
-		return true, fmt.Errorf("begin transaction: %w", err)
-	}
-	committed, err := r.sess.End(ctx, true)
-	if err == nil && !committed {
-		err = errors.New("the transaction that starts it aborted (a rebalance?)")
-	}
-	for i, req := range started {
-		if err != nil {
-			req.done <- fmt.Errorf("reprocess %s/%d: %w; retry", req.Topic, req.Partition, err)
+	now := cl.CommittedOffsets()
+	for _, st := range ok {
+		if o, found := now[st.req.Topic][st.req.Partition]; !found || o.Offset != st.req.From {
+			os.Remove(r.reprocessFile(st.p.key))
+			st.req.done <- fmt.Errorf("reprocess %s/%d: the consumer has not read the partition yet; retry", st.req.Topic, st.req.Partition)
 			continue
 		}
-		parts[i].reprocess = states[i]
-		r.log.Info("reprocessing", "topic", req.Topic, "partition", req.Partition, "from", states[i].From, "until", states[i].Until)
-		req.done <- nil
-	}
-	if err != nil {
-		// What the group committed is unknown or unchanged: make the logs
-		// and the reprocess files agree with it, as after a crash.
-		r.log.Warn("starting a reprocessing failed; reconciling", "err", err)
-		return true, r.reconcileAll(ctx)
+		st.p.reprocess = st.s
+		r.log.Info("reprocessing", "topic", st.req.Topic, "partition", st.req.Partition, "from", st.s.From, "until", st.s.Until)
+		st.req.done <- nil
 	}
 	return true, nil
 }
@@ -312,7 +300,7 @@ func (r *Runner) prepareReprocess(ctx context.Context, req *reprocessRequest) (*
 	if p.reprocess != nil {
 		return nil, nil, fmt.Errorf("%w: %s/%d is already being reprocessed from %d until %d", ErrRefused, req.Topic, req.Partition, p.reprocess.From, p.reprocess.Until)
 	}
-	until, ok, err := r.committedOffset(ctx, r.sess.Client(), k)
+	until, _, ok, err := r.committedOffset(ctx, r.sess.Client(), k)
 	if err != nil {
 		return nil, nil, err
 	}

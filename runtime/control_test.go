@@ -3,14 +3,17 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
@@ -168,6 +171,16 @@ func TestPauseReprocessAndMetrics(t *testing.T) {
 	}
 	if int64(len(all)) != 2*again || again == 0 {
 		t.Fatalf("partition %d's log has %d entries after reprocessing %d records; want every original once more", part, len(all), again)
+	}
+	// The group's committed offset carries the log's last sequence number:
+	// the marker reconciliation trusts after a crash.
+	offsets, err := kadm.NewClient(s.client).FetchOffsets(context.Background(), m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (The batch that finished the reprocessing still says where it ended.)
+	if o, ok := offsets.Lookup(inTopic, part); !ok || !strings.HasPrefix(o.Metadata+" ", fmt.Sprintf("meshlet/v1 seq=%d ", len(all))) {
+		t.Errorf("committed offset of %s/%d carries %q, want the marker of seq %d", inTopic, part, o.Metadata, len(all))
 	}
 	orig, redo := all[:again], all[again:]
 	for i := range orig {

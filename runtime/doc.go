@@ -45,14 +45,21 @@
 //     step 3 on: the next owner of the partition (this instance after a
 //     restart, or another one after a rebalance) reconciles when the
 //     partition is assigned. It reads the group's committed offset for the
-//     partition stably (waiting out a transaction still pending), and rewinds
-//     the entries whose input offset is at or past it: exactly the entries of
-//     the batch that never committed. A torn last frame (a kill mid-write) was
-//     already cut by auditlog.Open.
+//     partition stably (waiting out a transaction still pending). Each
+//     offset commit carries, as its metadata, the change log's last sequence
+//     number at that commit (a commit marker), and it commits in the same
+//     transaction as the outputs; so the entries past the marker's sequence
+//     number are exactly those of the batch that never committed, and are
+//     rewound. Offsets committed without a marker (an older Meshlet) fall
+//     back to rewinding the entries whose input offset is at or past the
+//     committed offset. A torn last frame (a kill mid-write) was already cut
+//     by auditlog.Open.
 //   - Sequence numbers and system times of a batch processed again continue
 //     from the last committed entry, so the log has no gaps and no doubles.
 //
-// Reconciliation refuses to rewind entries that cannot all come from one
+// A marker naming a sequence number the log does not reach means committed
+// entries are missing, and stops the product. Without a marker,
+// reconciliation refuses to rewind entries that cannot all come from one
 // uncommitted batch: their input offsets would span more than a batch can
 // read. That happens only when the group's offsets were reset, deleted or
 // expired (offsets.retention.minutes) or the log belongs to another group,
@@ -92,11 +99,16 @@
 // again from an offset up to the committed offset, handling every event
 // again (the dedup window is bypassed for that range): the new records are
 // appended as new versions, so the log shows the reprocessing as
-// corrections. It starts with a transaction of its own that commits only
-// the rewound offset, after a state file (DataDir/reprocess) records the
-// range and the log's last sequence number; while the file exists,
-// reconciliation takes back only entries appended since then, so the crash
-// rule holds although input offsets in the log go back. See reprocessState.
+// corrections. The commit marker keeps the crash rule although input
+// offsets in the log go back; a state file (DataDir/reprocess) records the
+// request so a reprocessing that had not committed a batch before a crash
+// starts again. See reprocessState.
+//
+// An input port with transactions: whole publishes a Debezium source
+// transaction only once all of it arrived, in one Kafka transaction: each
+// partition is processed up to its first change of an incomplete
+// transaction, and the batch's offset commit is amended to stop there; see
+// txmode.go.
 //
 // Fields the output contract classifies pii are sealed before the append:
 // the log keeps the row with those fields cleared inside an envelope that

@@ -47,6 +47,14 @@ type InputPort struct {
 	Name   string `yaml:"name" json:"name,omitempty"`
 	Topic  string `yaml:"topic" json:"topic,omitempty"`
 	Format string `yaml:"format" json:"format,omitempty"`
+	// Transactions "whole" publishes a source transaction's changes only
+	// together, once all of it arrived (Debezium transaction metadata,
+	// provide.transaction.metadata=true); empty publishes each change as
+	// it comes.
+	Transactions string `yaml:"transactions" json:"transactions,omitempty"`
+	// TransactionTopic is the connector's transaction metadata topic,
+	// <topic.prefix>.transaction; needed with transactions: whole.
+	TransactionTopic string `yaml:"transactionTopic" json:"transactionTopic,omitempty"`
 }
 
 // OutputPort is a topic the product publishes versioned Avro events to.
@@ -191,6 +199,21 @@ func (m *Manifest) validate(v *validator) {
 		}
 		if !slices.Contains(cdc.Formats(), p.Format) {
 			v.fail(at+".format", "is %q; known formats: %s", p.Format, strings.Join(cdc.Formats(), ", "))
+		}
+		switch p.Transactions {
+		case "":
+			if p.TransactionTopic != "" {
+				v.fail(at+".transactionTopic", "is set but transactions is not; write transactions: whole to publish whole source transactions")
+			}
+		case "whole":
+			if p.Format != "debezium-json" && p.Format != "debezium-avro" {
+				v.fail(at+".transactions", "whole needs Debezium's transaction metadata; format %s has none", p.Format)
+			}
+			if !strings.HasSuffix(p.TransactionTopic, ".transaction") || !topicPattern.MatchString(p.TransactionTopic) {
+				v.fail(at+".transactionTopic", "is %q; want the connector's transaction topic, <topic.prefix>.transaction (e.g. dbserver1.transaction)", p.TransactionTopic)
+			}
+		default:
+			v.fail(at+".transactions", "is %q; want whole, or leave it out", p.Transactions)
 		}
 	}
 	switch {

@@ -57,6 +57,14 @@ func TestManifestErrorsNameFileLineFieldAndFix(t *testing.T) {
 			`product.yaml: domain: is missing; name the business domain that owns the product, e.g. inventory`},
 		{"reads its own output", "topic: dbserver1.inventory.products", "topic: inventory.products.v1",
 			`product.yaml:8: inputPorts[0].topic: "inventory.products.v1" is also written by this product; reading your own output would loop`},
+		{"whole transactions without their topic", "format: debezium-json", "format: debezium-json\n    transactions: whole",
+			`product.yaml:7: inputPorts[0].transactionTopic: is ""; want the connector's transaction topic, <topic.prefix>.transaction (e.g. dbserver1.transaction)`},
+		{"whole transactions of a format without them", "format: debezium-json", "format: canal-json\n    transactions: whole\n    transactionTopic: dbserver1.transaction",
+			`product.yaml:10: inputPorts[0].transactions: whole needs Debezium's transaction metadata; format canal-json has none`},
+		{"unknown transactions mode", "format: debezium-json", "format: debezium-json\n    transactions: all",
+			`product.yaml:10: inputPorts[0].transactions: is "all"; want whole, or leave it out`},
+		{"unknown policy action", "schema: schemas/product.avsc", "schema: schemas/product.avsc\n    policy:\n      actions:\n        pii: hide",
+			`product.yaml:16: outputPorts[0].policy.actions.pii: is "hide"; want pass, mask or drop`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -75,9 +75,12 @@ func openLogWaiting(ctx context.Context, r *Runner, dir string) (*auditlog.Log, 
 }
 
 // reconcile takes back the entries of p's log that the group never
-// committed and refills p's identity window from what remains.
+// committed and refills p's identity window from what remains. The
+// committed offset's marker names the last committed entry exactly (see
+// commitMarker); without one, entries at or past the committed input offset
+// are the ones that never committed.
 func (r *Runner) reconcile(ctx context.Context, cl *kgo.Client, p *partition) error {
-	committed, ok, err := r.committedOffset(ctx, cl, p.key)
+	committed, meta, ok, err := r.committedOffset(ctx, cl, p.key)
 	if err != nil {
 		return err
 	}
@@ -88,18 +91,30 @@ func (r *Runner) reconcile(ctx context.Context, cl *kgo.Client, p *partition) er
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFatal, err)
 	}
-	if rs != nil {
-		restart, err := r.reconcileReprocess(p, rs, committed)
-		if err != nil {
-			return err
+	if m, marked := parseMarker(meta); ok && marked {
+		if seq, _, _ := p.log.Tail(); seq < m.seq {
+			return fmt.Errorf("%w: change log %s ends at seq %d but group %s committed %s/%d with seq %d: committed entries are missing (a log from another copy of the data directory?)",
+				ErrFatal, p.log.Dir(), seq, r.cfg.Group, p.key.topic, p.key.partition, m.seq)
 		}
-		if restart {
-			r.log.Info("a reprocessing had not started when the product stopped; starting it again", "topic", rs.Topic, "partition", rs.Partition, "from", rs.From)
-			r.control.mu.Lock()
-			r.control.pending = append(r.control.pending, reprocessRequest{Topic: rs.Topic, Partition: rs.Partition, From: rs.From, done: make(chan error, 1)})
-			r.control.mu.Unlock()
+		dropped, err := p.log.Rewind(func(e *auditlog.Entry) bool { return e.Seq > m.seq })
+		if err != nil {
+			return fmt.Errorf("%w: rewind change log %s: %w", ErrFatal, p.log.Dir(), err)
+		}
+		if dropped > 0 {
+			r.log.Info("took back change-log entries of a batch that never committed",
+				"topic", p.key.topic, "partition", p.key.partition, "entries", dropped, "committed_seq", m.seq)
+		}
+		if rs != nil {
+			if err := r.resumeReprocess(p, rs, committed, m); err != nil {
+				return err
+			}
 		}
 		return r.refillWindow(p)
+	}
+	if rs != nil {
+		// Offsets committed without a marker: nothing says how far the
+		// reprocessing got; start it again once the log agrees.
+		r.restartReprocess(rs)
 	}
 	if err := r.checkRewindSpan(p, committed); err != nil {
 		return err
@@ -178,7 +193,7 @@ func (r *Runner) refillWindow(p *partition) error {
 //
 // It takes the client as an argument: rebalance callbacks may run before
 // Start has stored the session.
-func (r *Runner) committedOffset(ctx context.Context, cl *kgo.Client, k partitionKey) (int64, bool, error) {
+func (r *Runner) committedOffset(ctx context.Context, cl *kgo.Client, k partitionKey) (int64, string, bool, error) {
 	adm := kadm.NewClient(cl)
 	b := backoff{min: 50 * time.Millisecond, max: 2 * time.Second}
 	for {
@@ -187,21 +202,21 @@ func (r *Runner) committedOffset(ctx context.Context, cl *kgo.Client, k partitio
 			o, ok := resps.Lookup(k.topic, k.partition)
 			switch {
 			case !ok:
-				return 0, false, nil
+				return 0, "", false, nil
 			case o.Err == nil:
-				return o.At, o.At >= 0, nil
+				return o.At, o.Metadata, o.At >= 0, nil
 			case !errors.Is(o.Err, kerr.UnstableOffsetCommit):
 				err = o.Err
 			}
 		}
 		if err != nil && !kerr.IsRetriable(err) && !errors.Is(err, kerr.UnstableOffsetCommit) {
-			return 0, false, fmt.Errorf("fetch committed offset of %s/%d for group %s: %w", k.topic, k.partition, r.cfg.Group, err)
+			return 0, "", false, fmt.Errorf("fetch committed offset of %s/%d for group %s: %w", k.topic, k.partition, r.cfg.Group, err)
 		}
 		if b.attempt%10 == 9 {
 			r.log.Warn("waiting for a stable committed offset (a transaction is still pending)", "topic", k.topic, "partition", k.partition, "err", err)
 		}
 		if err := b.wait(ctx); err != nil {
-			return 0, false, err
+			return 0, "", false, err
 		}
 	}
 }

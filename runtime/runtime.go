@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -67,6 +68,7 @@ type Runner struct {
 	// stops with it, since the callback itself cannot return an error.
 	assignErr atomic.Pointer[error]
 
+	whole   wholeTx
 	stats   Stats
 	metrics *metrics
 	serve   serving
@@ -141,6 +143,11 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 	for _, in := range p.Manifest.InputPorts {
 		topics = append(topics, in.Topic)
 	}
+	extra, err := r.setupWholeTx()
+	if err != nil {
+		return nil, err
+	}
+	topics = append(topics, extra...)
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -263,6 +270,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
+		if r.whole.enabled {
+			var err error
+			if fetches, err = r.gatherWhole(ctx, fetches); err != nil && !errors.Is(err, errTransient) {
+				return err
+			}
+		}
 		if took, err := r.startReprocessing(ctx, fetches); err != nil {
 			return err
 		} else if took {
@@ -314,9 +327,14 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error
 	b := &r.batch
 	b.reset()
 	var procErr error
+	var stops map[partitionKey]int64
+	held := 0
+	if r.whole.enabled {
+		stops, held, procErr = r.wholeStops(ctx, fetches)
+	}
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if procErr == nil {
-			procErr = r.processPartition(ctx, p)
+			procErr = r.processPartition(ctx, p, stopAt(stops, p))
 		}
 	})
 	if procErr != nil {
@@ -340,8 +358,9 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error
 			}
 		})
 	}
+	stamp := r.stamp(stops)
 	failpoint.Hit("runtime/before-commit")
-	committed, err := r.sess.End(ctx, produceErr.Load() == nil)
+	committed, err := r.sess.End(stamp.context(ctx), produceErr.Load() == nil)
 	if err != nil {
 		// The outcome is unknown to us: ask the group what committed and
 		// make the logs agree with it, as after a crash.
@@ -359,7 +378,10 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error
 		r.metrics.batches.WithLabelValues("aborted").Inc()
 		return false, r.takeBackBatch()
 	}
-	r.stats.EventsIn.Add(int64(fetches.NumRecords()))
+	r.putBack(stops)
+	in := 0
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) { in += len(processed(fp, stopAt(stops, fp))) })
+	r.stats.EventsIn.Add(int64(in))
 	r.stats.Records.Add(int64(b.records))
 	r.stats.DeadLetters.Add(int64(b.deadLetters))
 	r.stats.Skipped.Add(int64(b.skipped))
@@ -368,15 +390,49 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error
 	inByTopic := make(map[string]int, len(r.decoders))
 	heads := make(map[partitionKey]int64)
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if n := len(fp.Records); n > 0 {
+		recs := processed(fp, stopAt(stops, fp))
+		if n := len(recs); n > 0 {
 			inByTopic[fp.Topic] += n
-			heads[partitionKey{fp.Topic, fp.Partition}] = fp.Records[n-1].Offset + 1
+			heads[partitionKey{fp.Topic, fp.Partition}] = recs[n-1].Offset + 1
 		}
 	})
 	r.reprocessProgress(heads)
 	r.metrics.committed(r, b, inByTopic)
 	r.afterCommit(ctx)
+	if held > 0 && in == 0 {
+		// Every record waits for a transaction to complete: wait for more
+		// input instead of fetching the same records again at once.
+		if b.full(r.cfg.MaxBatch, fetches) {
+			r.log.Warn("a source transaction does not fit in one batch; raise the batch size (--max-batch)", "max_batch", r.cfg.MaxBatch)
+		}
+		r.whole.idle.wait(ctx)
+	} else {
+		r.whole.idle.attempt = 0
+	}
 	return true, nil
+}
+
+// stopAt is where partition fp's processing stops in this batch.
+func stopAt(stops map[partitionKey]int64, fp kgo.FetchTopicPartition) int64 {
+	if s, ok := stops[partitionKey{fp.Topic, fp.Partition}]; ok {
+		return s
+	}
+	return math.MaxInt64
+}
+
+// processed are fp's records below stop.
+func processed(fp kgo.FetchTopicPartition, stop int64) []*kgo.Record {
+	for i, rec := range fp.Records {
+		if rec.Offset >= stop {
+			return fp.Records[:i]
+		}
+	}
+	return fp.Records
+}
+
+// full reports whether the batch read as many records as a batch may.
+func (b *batch) full(maxBatch int, fetches kgo.Fetches) bool {
+	return maxBatch > 0 && fetches.NumRecords() >= maxBatch
 }
 
 // takeBackBatch removes what the aborted batch appended to each change log
@@ -416,7 +472,8 @@ func (r *Runner) reconcileAll(ctx context.Context) error {
 
 // processPartition turns one partition's records into output records and
 // change-log entries, and appends the entries.
-func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartition) error {
+func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartition, stop int64) error {
+	fp.Records = processed(fp, stop)
 	if len(fp.Records) == 0 {
 		return nil
 	}
