@@ -64,6 +64,10 @@ func (r *Runner) observe(ctx context.Context) (mgmt.Observation, error) {
 	if t := r.metrics.caughtUp.Load(); t > 0 {
 		caughtUp = time.UnixMicro(t)
 	}
+	lag, known := r.metrics.lag.total()
+	if known && lag == 0 && !last.IsZero() {
+		caughtUp = now // nothing waits: an idle source is not a stale product
+	}
 	var bytes int64
 	r.mu.Lock()
 	for _, p := range r.parts {
@@ -74,7 +78,7 @@ func (r *Runner) observe(ctx context.Context) (mgmt.Observation, error) {
 		PublishLatencyP99: r.metrics.latencyP99(),
 		Freshness:         mgmt.Freshness(now, last, caughtUp),
 		LastCommit:        last,
-		ConsumerLag:       r.metrics.lag.total(),
+		ConsumerLag:       lag,
 		DeadLetters:       r.stats.DeadLetters.Load(),
 		QualityViolations: r.checker.Stats(),
 		ChangeLogBytes:    bytes,

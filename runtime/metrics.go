@@ -242,11 +242,11 @@ var (
 
 func newLagCollector(r *Runner) *lagCollector { return &lagCollector{r: r} }
 
-// total is the group's lag over all input partitions, as last read.
-func (c *lagCollector) total() int64 {
+// total is the group's lag over all input partitions, as last read; ok is
+// false when the brokers could not be asked.
+func (c *lagCollector) total() (sum int64, ok bool) {
 	ch := make(chan prometheus.Metric, 256)
 	go func() { c.Collect(ch); close(ch) }()
-	var sum int64
 	for m := range ch {
 		if m.Desc() != groupLag {
 			continue
@@ -254,9 +254,10 @@ func (c *lagCollector) total() int64 {
 		var d dto.Metric
 		if m.Write(&d) == nil {
 			sum += int64(d.GetGauge().GetValue())
+			ok = true
 		}
 	}
-	return sum
+	return sum, ok
 }
 
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
