@@ -9,7 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/meshlet/meshlet/internal/jsontext"
 )
 
 // Rendering limits. The values come from an AvroSource that has already
@@ -120,7 +121,7 @@ func appendAvro(dst []byte, t *avroType, v any, depth int) ([]byte, error) {
 		if !ok {
 			return dst, mismatch(t, v)
 		}
-		return appendString(dst, s), nil
+		return jsontext.AppendString(dst, s), nil
 	case avroBytes, avroFixed:
 		if t.logical == "decimal" || t.connect == connectDecimal {
 			return appendAvroDecimal(dst, t, v)
@@ -165,7 +166,7 @@ func appendAvro(dst []byte, t *avroType, v any, depth int) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, k)
+			dst = jsontext.AppendString(dst, k)
 			dst = append(dst, ':')
 			var err error
 			if dst, err = appendAvro(dst, t.items, m[k], depth+1); err != nil {
@@ -363,50 +364,6 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 		}
 	}
 	return dst
-}
-
-// appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// in encoding/json.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				const hex = "0123456789abcdef"
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // fixedBytes returns the bytes of a fixed value, which hamba decodes to a

@@ -36,20 +36,6 @@ func TestAppendFloat(t *testing.T) {
 	}
 }
 
-func TestAppendString(t *testing.T) {
-	for _, s := range []string{"", "plain", `quote " backslash \`, "tab\tnl\ncr\r", "\x00\x1f\x7f", "é €😀", "bad \xff utf8 \xc3", "\u2028"} {
-		var back string
-		got := appendString(nil, s)
-		if err := json.Unmarshal(got, &back); err != nil {
-			t.Fatalf("%q rendered as invalid JSON %s: %v", s, got, err)
-		}
-		want := string([]rune(s)) // each invalid byte becomes U+FFFD, as in encoding/json
-		if back != want {
-			t.Errorf("%q reads back as %q, want %q", s, back, want)
-		}
-	}
-}
-
 func TestAppendDecimal(t *testing.T) {
 	tests := []struct {
 		unscaled string

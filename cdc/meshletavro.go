@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/meshlet/meshlet/internal/jsontext"
 )
 
 // The meta fields every Meshlet published schema carries after the row
@@ -70,7 +72,7 @@ func (d *meshletAvro) decode(ctx context.Context, key, value []byte, c *Change) 
 	if len(value) == 0 {
 		c.Kind = KindTombstone
 		if len(key) > 0 {
-			c.Key = appendString(nil, string(key))
+			c.Key = jsontext.AppendString(nil, string(key))
 		}
 		return nil
 	}
@@ -115,7 +117,7 @@ func (d *meshletAvro) decode(ctx context.Context, key, value []byte, c *Change) 
 			renderPool.Put(bp)
 		}
 	}()
-	buf := appendString((*bp)[:0], string(key))
+	buf := jsontext.AppendString((*bp)[:0], string(key))
 	keyEnd := len(buf)
 	if !deleted {
 		if buf, err = appendAvro(buf, s.row, fields, 0); err != nil {

@@ -100,25 +100,3 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
-
-// FuzzAppendJSONString checks the hand-written string encoder against
-// encoding/json: both must read back as the same string.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "a", `"\`, "\x00\x1f\x7f", "\xff", "héllo ☃", "\u2028"} {
-		f.Add(s)
-	}
-	f.Fuzz(checkJSONString)
-}
-
-func checkJSONString(t *testing.T, s string) {
-	var got, want string
-	b := appendJSONString(nil, s)
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatalf("%q encodes to invalid JSON %s: %v", s, b, err)
-	}
-	std, _ := json.Marshal(s)
-	json.Unmarshal(std, &want)
-	if got != want {
-		t.Fatalf("%q reads back as %q; encoding/json gives %q", s, got, want)
-	}
-}

@@ -678,12 +678,6 @@ func TestOpenWithoutKeyStoreNamesTheSealedFields(t *testing.T) {
 	}
 }
 
-func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{"", "plain", `q"uo\te`, "tab\tnl\ncr\r\x00\x1f\x7f", "héllo ☃ 𝄞", "bad \xff\xfe utf8 \xe2\x82", "\u2028\u2029<>&"} {
-		checkJSONString(t, s)
-	}
-}
-
 func BenchmarkSeal(b *testing.B) {
 	ks := Cached(MemoryKeys(), 0)
 	s, err := NewSealer(ks, customer{}, pii)

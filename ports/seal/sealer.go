@@ -13,7 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf8"
+
+	"github.com/meshlet/meshlet/internal/jsontext"
 )
 
 // Sealer seals the PII fields of one row type.
@@ -145,7 +146,7 @@ func (s *Sealer) Seal(ctx context.Context, key string, row any) (cleared any, se
 		if i > 0 {
 			plain = append(plain, ',')
 		}
-		plain = appendJSONString(plain, s.names[i])
+		plain = jsontext.AppendString(plain, s.names[i])
 		plain = append(plain, ':')
 		if plain, err = s.encode[i](plain, rv.Field(fi)); err != nil {
 			return nil, nil, fmt.Errorf("seal: field %q: %w", s.names[i], err)
@@ -273,7 +274,7 @@ func encoderFor(t reflect.Type) encodeFunc {
 	if !marshals {
 		switch t.Kind() {
 		case reflect.String:
-			return func(dst []byte, v reflect.Value) ([]byte, error) { return appendJSONString(dst, v.String()), nil }
+			return func(dst []byte, v reflect.Value) ([]byte, error) { return jsontext.AppendString(dst, v.String()), nil }
 		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 			return func(dst []byte, v reflect.Value) ([]byte, error) { return strconv.AppendInt(dst, v.Int(), 10), nil }
 		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
@@ -303,48 +304,4 @@ func encoderFor(t reflect.Type) encodeFunc {
 		b, err := json.Marshal(v.Interface())
 		return append(dst, b...), err
 	}
-}
-
-// appendJSONString appends s as a JSON string, invalid UTF-8 replaced by
-// U+FFFD as encoding/json does.
-func appendJSONString(dst []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
