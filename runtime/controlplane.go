@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/meshlet/meshlet/ports/control"
 	"github.com/meshlet/meshlet/ports/mgmt"
 )
@@ -19,7 +17,6 @@ import (
 // each command once (ports/control).
 type controlPlane struct {
 	bus    *control.Bus
-	rdb    *redis.Client
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -30,9 +27,8 @@ func (r *Runner) startControl() error {
 	switch {
 	case r.cfg.ControlBus != nil:
 		cp.bus = r.cfg.ControlBus
-	case r.cfg.RedisAddr != "":
-		cp.rdb = redis.NewClient(r.cfg.Security.redisOptions(r.cfg.RedisAddr))
-		if cp.bus, err = control.NewRedisBus(cp.rdb, r.product.Manifest.ID, r.cfg.Instance, r.log); err != nil {
+	case r.rdb != nil:
+		if cp.bus, err = control.NewRedisBus(r.rdb, r.product.Manifest.ID, r.cfg.Instance, r.log); err != nil {
 			return fmt.Errorf("control bus: %w", err)
 		}
 	default:
@@ -59,9 +55,6 @@ func (r *Runner) stopControl() {
 	cp.done.Wait()
 	if r.cfg.ControlBus == nil {
 		cp.bus.Close()
-	}
-	if cp.rdb != nil {
-		cp.rdb.Close()
 	}
 }
 

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,8 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
-
-	"github.com/redis/go-redis/v9"
+	"sync/atomic"
 
 	"github.com/meshlet/meshlet/ports/seal"
 )
@@ -23,6 +23,10 @@ type governance struct {
 	pii     []string
 	classes map[string]string // field -> classification
 	subject string            // the data-subject field; "" = the entity key
+
+	// inert: no pii and a policy without rules, so records pass untouched
+	// and the loop pays nothing per record.
+	inert atomic.Bool
 
 	mu       sync.Mutex
 	policy   *seal.Policy
@@ -54,6 +58,7 @@ func (r *Runner) startGovernance() error {
 		return fmt.Errorf("%w: %s: outputPorts[0].policy: %w", ErrFatal, r.product.Manifest.File(), err)
 	}
 	g.policy = policy
+	g.inert.Store(len(g.pii) == 0 && policy.String() == "")
 	if len(g.pii) == 0 {
 		return nil
 	}
@@ -63,10 +68,10 @@ func (r *Runner) startGovernance() error {
 			return fmt.Errorf("%w: output port %s has pii fields (%s): their keys need a key store: give the product a Redis (--redis)",
 				ErrFatal, port.Name, strings.Join(g.pii, ", "))
 		}
-		ks = seal.RedisKeys(redis.NewClient(r.cfg.Security.redisOptions(r.cfg.RedisAddr)), r.product.Manifest.ID)
+		ks = seal.RedisKeys(r.rdb, r.product.Manifest.ID)
 	}
 	g.keys = seal.Cached(ks, seal.DefaultCacheSize)
-	r.log.Info("pii fields are sealed in the change log per data subject", "fields", g.pii, "subject", cmpOr(g.subject, "entity key"))
+	r.log.Info("pii fields are sealed in the change log per data subject", "fields", g.pii, "subject", cmp.Or(g.subject, "entity key"))
 	return nil
 }
 
@@ -91,6 +96,9 @@ func policySpec(actions map[string]string, classes map[string]string) string {
 // and nothing is sealed, the log and the topic get the same bytes.
 func (g *governance) apply(ctx context.Context, key string, value any) (logged any, sealed []byte, published any, redacted bool, err error) {
 	logged, published = value, value
+	if g.inert.Load() {
+		return logged, nil, published, false, nil
+	}
 	t := reflect.TypeOf(value)
 	g.mu.Lock()
 	sealer, redactor, policy := g.sealers[t], g.redactor[t], g.policy
@@ -152,6 +160,7 @@ func (r *Runner) SetPolicy(actions map[string]string) error {
 		bound[t] = rd
 	}
 	g.policy, g.redactor = p, bound
+	g.inert.Store(g.keys == nil && p.String() == "")
 	r.log.Info("output port policy updated", "policy", p.String())
 	return nil
 }
@@ -180,11 +189,4 @@ func (r *Runner) forgotten(subject string) {
 	if r.gov.keys != nil {
 		r.gov.keys.Invalidate(subject)
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

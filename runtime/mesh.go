@@ -5,8 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/meshlet/meshlet/ports/mesh"
 	"github.com/meshlet/meshlet/ports/mgmt"
 )
@@ -16,7 +14,6 @@ import (
 // deregistered on a clean stop.
 type meshMember struct {
 	registry *mesh.Registry
-	rdb      *redis.Client
 	cancel   context.CancelFunc
 	done     sync.WaitGroup
 }
@@ -25,11 +22,10 @@ type meshMember struct {
 // lineage route asks the registry); startMesh registers once the port
 // listens, so the registration carries its address.
 func (r *Runner) joinMesh() {
-	if r.cfg.RedisAddr == "" || r.cfg.MeshTTL < 0 {
+	if r.rdb == nil || r.cfg.MeshTTL < 0 {
 		return
 	}
-	r.mesh.rdb = redis.NewClient(r.cfg.Security.redisOptions(r.cfg.RedisAddr))
-	r.mesh.registry = mesh.New(r.mesh.rdb, mesh.TTL(r.cfg.MeshTTL))
+	r.mesh.registry = mesh.New(r.rdb, mesh.TTL(r.cfg.MeshTTL))
 }
 
 func (r *Runner) startMesh() {
@@ -53,7 +49,6 @@ func (r *Runner) stopMesh() {
 		r.mesh.cancel()
 		r.mesh.done.Wait()
 	}
-	r.mesh.rdb.Close()
 }
 
 // meshProduct is what the registry says of this product.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
@@ -52,6 +53,7 @@ type Runner struct {
 	log     *slog.Logger
 
 	sess     session
+	rdb      *redis.Client // nil without Config.RedisAddr
 	registry *schemas.Registry
 	encoder  *schemas.Encoder
 	schemaID int
@@ -120,6 +122,11 @@ func Start(ctx context.Context, p *Product, cfg Config) (*Runner, error) {
 		r.log.Warn("contract rule cannot be checked one record at a time; not enforced", "rule", u)
 	}
 	r.metrics = newMetrics(r)
+	if cfg.RedisAddr != "" {
+		// One client, so one pool, for everything the product keeps in
+		// Redis: current state, keys, the mesh registry, control streams.
+		r.rdb = redis.NewClient(cfg.Security.redisOptions(cfg.RedisAddr))
+	}
 	if err := r.startGovernance(); err != nil {
 		return nil, err
 	}
@@ -655,6 +662,9 @@ func (r *Runner) close(cause error) {
 	r.stopMesh()
 	r.stopControl()
 	r.stopServing()
+	if r.rdb != nil {
+		r.rdb.Close()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, p := range r.parts {

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/meshlet/meshlet/auditlog"
@@ -32,7 +31,6 @@ type serving struct {
 	checkpointing sync.WaitGroup
 	busy          atomic.Bool
 
-	rdb     *redis.Client
 	current *query.RedisStore
 	pending []auditlog.Fact // committed facts Redis has not taken yet
 
@@ -52,11 +50,10 @@ func (r *Runner) startServing(ctx context.Context) error {
 		return fmt.Errorf("checkpoint key: %w", err)
 	}
 	if r.cfg.RedisAddr != "" {
-		r.serve.rdb = redis.NewClient(r.cfg.Security.redisOptions(r.cfg.RedisAddr))
-		if err := r.serve.rdb.Ping(ctx).Err(); err != nil {
+		if err := r.rdb.Ping(ctx).Err(); err != nil {
 			r.log.Warn("redis unreachable; current state will catch up when it is back", "addr", r.cfg.RedisAddr, "err", err)
 		}
-		r.serve.current = query.NewRedisStore(r.serve.rdb, r.product.Manifest.ID)
+		r.serve.current = query.NewRedisStore(r.rdb, r.product.Manifest.ID)
 	}
 	if r.cfg.HTTPAddr == "" {
 		return nil
@@ -179,7 +176,7 @@ func (r *Runner) stopServing() {
 	if r.serve.store != nil {
 		r.serve.store.Close()
 	}
-	if r.serve.rdb != nil {
+	if r.serve.current != nil {
 		if len(r.serve.pending) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := r.serve.current.Apply(ctx, r.serve.pending...); err != nil {
@@ -187,6 +184,5 @@ func (r *Runner) stopServing() {
 			}
 			cancel()
 		}
-		r.serve.rdb.Close()
 	}
 }
