@@ -277,10 +277,10 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
+		var hold holdPlan
 		if r.whole.enabled {
-			var err error
-			if fetches, err = r.gatherWhole(ctx, fetches); err != nil && !errors.Is(err, errTransient) {
-				return err
+			if fetches, hold = r.gatherWhole(ctx, fetches); hold.err != nil && !errors.Is(hold.err, errTransient) {
+				return hold.err
 			}
 		}
 		if took, err := r.startReprocessing(ctx, fetches); err != nil {
@@ -300,7 +300,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		// A batch that started is finished even if shutdown is asked for
 		// meanwhile: committing it is the clean way out.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.BatchTimeout)
-		committed, err := r.runBatch(bctx, fetches)
+		committed, err := r.runBatch(bctx, fetches, hold)
 		cancel()
 		if err != nil {
 			return err
@@ -325,20 +325,16 @@ func (r *Runner) poll(ctx context.Context) kgo.Fetches {
 }
 
 // runBatch is one cycle of the batch loop; see the package doc. It reports
-// whether the batch committed; an error is fatal.
-func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
+// whether the batch committed; an error is fatal. hold says how far each
+// partition goes in whole-transaction mode (zero: all of every partition).
+func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, hold holdPlan) (bool, error) {
 	defer r.sess.AllowRebalance()
 	if err := r.sess.Begin(); err != nil {
 		return false, fmt.Errorf("begin transaction: %w", err)
 	}
 	b := &r.batch
 	b.reset()
-	var procErr error
-	var stops map[partitionKey]int64
-	held := 0
-	if r.whole.enabled {
-		stops, held, procErr = r.wholeStops(ctx, fetches)
-	}
+	stops, held, procErr := hold.stops, hold.held, hold.err
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if procErr == nil {
 			procErr = r.processPartition(ctx, p, stopAt(stops, p))

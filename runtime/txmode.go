@@ -202,26 +202,32 @@ func (r *Runner) putBack(stops map[partitionKey]int64) {
 	r.sess.Client().SetOffsets(set)
 }
 
+// holdPlan is how far each partition of a batch is processed in
+// whole-transaction mode (see wholeStops).
+type holdPlan struct {
+	stops map[partitionKey]int64
+	held  int // records put back
+	err   error
+}
+
 // gatherWhole polls again, briefly, while the batch holds changes of
 // transactions whose other parts may already be fetched for other
 // partitions: a transaction spread over partitions completes only when all
 // of it is in one batch. It stops when a poll brings nothing new or the
-// batch is full.
-func (r *Runner) gatherWhole(ctx context.Context, fetches kgo.Fetches) (kgo.Fetches, error) {
+// batch is full, and returns the plan for the batch it gathered.
+func (r *Runner) gatherWhole(ctx context.Context, fetches kgo.Fetches) (kgo.Fetches, holdPlan) {
 	for {
-		_, held, err := r.wholeStops(ctx, fetches)
-		if err != nil || held == 0 {
-			return fetches, err
-		}
+		var h holdPlan
+		h.stops, h.held, h.err = r.wholeStops(ctx, fetches)
 		room := r.cfg.MaxBatch - fetches.NumRecords()
-		if room <= 0 {
-			return fetches, nil
+		if h.err != nil || h.held == 0 || room <= 0 {
+			return fetches, h
 		}
 		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		more := r.sess.PollRecords(pctx, room)
 		cancel()
 		if more.NumRecords() == 0 {
-			return fetches, nil
+			return fetches, h
 		}
 		fetches = mergeFetches(fetches, more)
 	}
