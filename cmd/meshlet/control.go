@@ -16,10 +16,10 @@ import (
 
 func init() {
 	register(command{name: "forget", synopsis: "SUBJECT --url URL  erase a data subject's pii from a running product (governance)", run: cmdForget})
-	register(command{name: "control pause", synopsis: "--url URL  stop a running product consuming (owner)", run: controlCmd("pause", "")})
-	register(command{name: "control resume", synopsis: "--url URL  let a paused product consume again (owner)", run: controlCmd("resume", "")})
-	register(command{name: "control reprocess", synopsis: "TOPIC PARTITION OFFSET --url URL  consume a partition again from an offset (owner)", run: controlCmd("reprocess", "TOPIC PARTITION OFFSET")})
-	register(command{name: "control policy", synopsis: "TARGET=ACTION... --url URL  set what the output port does with classified fields (governance)", run: controlCmd("policies", "TARGET=ACTION...")})
+	register(command{name: "control pause", synopsis: "--url URL  stop a running product consuming (owner)", run: controlCmd("control pause", "pause", "")})
+	register(command{name: "control resume", synopsis: "--url URL  let a paused product consume again (owner)", run: controlCmd("control resume", "resume", "")})
+	register(command{name: "control reprocess", synopsis: "TOPIC PARTITION OFFSET --url URL  consume a partition again from an offset (owner)", run: controlCmd("control reprocess", "reprocess", "TOPIC PARTITION OFFSET")})
+	register(command{name: "control policy", synopsis: "TARGET=ACTION... --url URL  set what the output port does with classified fields (governance)", run: controlCmd("control policy", "policies", "TARGET=ACTION...")})
 }
 
 // controlFlags are the flags every control command takes.
@@ -53,9 +53,10 @@ func cmdForget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return c.issue(ctx, "forget", map[string]any{"subject": rest[0]}, stdout)
 }
 
-func controlCmd(kind, operands string) func(context.Context, []string, io.Writer, io.Writer) error {
+// controlCmd runs the command name, which sends kind (the control port's
+// route) with the operands its usage line names.
+func controlCmd(name, kind, operands string) func(context.Context, []string, io.Writer, io.Writer) error {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		name := "control " + strings.TrimSuffix(kind, "ies") + map[bool]string{true: "y", false: ""}[kind == "policies"]
 		fs := newFlags(name, name+" "+operands+" --url URL [--token T]\n\nSends a control command to every replica of a running product and waits until they applied it.", stderr)
 		var c controlFlags
 		c.register(fs)
