@@ -15,7 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/meshlet/meshlet/internal/localredis"
+	"github.com/meshlet/meshlet/internal/localredis/redistest"
 )
 
 // The tests below run against both backends: the behaviour a Handler sees
@@ -38,7 +38,7 @@ var backends = []backend{
 		}, nil
 	}},
 	{"redis", func(t *testing.T) (func(string, ...Option) *Bus, *redis.Client) {
-		rdb := startRedis(t)
+		rdb := redistest.Client(t)
 		log := testLogger(t)
 		return func(instance string, opts ...Option) *Bus {
 			b, err := NewRedisBus(rdb, testProduct, instance, log, opts...)
@@ -58,19 +58,6 @@ func eachBackend(t *testing.T, f func(t *testing.T, newBus func(string, ...Optio
 			f(t, newBus, rdb)
 		})
 	}
-}
-
-// startRedis runs a real redis-server for the test and connects to it.
-func startRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	srv, err := localredis.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
 }
 
 // testLogger collects the bus's log and prints it only if the test fails,

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/meshlet/meshlet/internal/localredis/redistest"
 )
 
 const testStream = "meshlet.control." + testProduct
@@ -38,7 +40,7 @@ func pendingCount(t *testing.T, rdb *redis.Client, instance string) int64 {
 
 func TestRedisEveryInstanceRunsEveryCommandOnce(t *testing.T) {
 	t.Parallel()
-	rdb := startRedis(t)
+	rdb := redistest.Client(t)
 	api := newRedisBus(t, rdb, "control-port") // publishes only, like the HTTP port's
 	a, b := newRedisBus(t, rdb, "a"), newRedisBus(t, rdb, "b")
 	var ra, rb recorder
@@ -83,7 +85,7 @@ func TestRedisEveryInstanceRunsEveryCommandOnce(t *testing.T) {
 
 func TestRedisNewInstanceStartsAtStreamEnd(t *testing.T) {
 	t.Parallel()
-	rdb := startRedis(t)
+	rdb := redistest.Client(t)
 	a := newRedisBus(t, rdb, "a")
 	var ra recorder
 	start(t, a, ra.handle)
@@ -110,7 +112,7 @@ func TestRedisNewInstanceStartsAtStreamEnd(t *testing.T) {
 // and nothing it had finished.
 func TestRedisRestartResumesWithoutLossOrRerun(t *testing.T) {
 	t.Parallel()
-	rdb := startRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	bus := newRedisBus(t, rdb, "a")
 	c1, c2, c3, c4 := validCommand(KindPause), validCommand(KindForget), validCommand(KindResume), validCommand(KindPolicy)
@@ -172,7 +174,7 @@ func TestRedisRestartResumesWithoutLossOrRerun(t *testing.T) {
 
 func TestRedisMalformedEntryDoesNotStopBus(t *testing.T) {
 	t.Parallel()
-	rdb := startRedis(t)
+	rdb := redistest.Client(t)
 	bus := newRedisBus(t, rdb, "a")
 	var r recorder
 	start(t, bus, r.handle)
@@ -248,7 +250,7 @@ func TestRedisKilledInstanceRedoesOnlyUnfinished(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a process")
 	}
-	rdb := startRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	api := newRedisBus(t, rdb, "control-port")
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/meshlet/meshlet/internal/localredis/redistest"
 )
 
 // get fetches url and returns the status, content type and body.
@@ -40,7 +42,7 @@ func decode[T any](t *testing.T, b []byte) T {
 
 // TestMeshHandler serves the routes over real HTTP from a real Redis.
 func TestMeshHandler(t *testing.T) {
-	srv, _ := startRedis(t)
+	srv, _ := redistest.Start(t)
 	// One attempt per command, so the Redis-down checks below fail fast.
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialerRetries: 1})
 	defer rdb.Close()

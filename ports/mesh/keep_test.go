@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/meshlet/meshlet/internal/localredis/redistest"
 )
 
 // logRecorder is a slog.Handler that keeps every record's level and message.
@@ -66,7 +68,7 @@ func runKeep(t *testing.T, reg *Registry, p Product, instance string, log *slog.
 // heartbeat finds the registration gone and registers again. Stopping
 // Keep deregisters, well before the 15s TTL would have.
 func TestMeshKeepReregistersAfterFlush(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb := redistest.Start(t)
 	ctx := context.Background()
 	reg := New(rdb)
 	logs := &logRecorder{}
@@ -99,7 +101,7 @@ func TestMeshKeepReregistersAfterFlush(t *testing.T) {
 // TCP proxy, twice: each outage is one warning however many heartbeats
 // fail, and Keep registers again when Redis answers.
 func TestMeshKeepWarnsOncePerOutage(t *testing.T) {
-	srv, rdb := startRedis(t)
+	srv, rdb := redistest.Start(t)
 	ctx := context.Background()
 	px := newProxy(t, srv.Addr)
 	// No retries inside the client: each failed heartbeat is one failed tick.

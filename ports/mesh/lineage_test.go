@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/meshlet/meshlet/internal/localredis/redistest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -16,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // product's input, and shows the raw CDC topics no product produces as
 // nodes of their own.
 func TestMeshLineage(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb := redistest.Start(t)
 	reg := New(rdb)
 	ctx := context.Background()
 	for _, p := range []Product{orders(), inventory()} {

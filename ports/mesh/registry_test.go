@@ -12,26 +12,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/meshlet/meshlet/internal/localredis"
+	"github.com/meshlet/meshlet/internal/localredis/redistest"
 )
 
 const (
 	inventoryURN = "urn:dataproduct:inventory:products"
 	ordersURN    = "urn:dataproduct:shop:orders"
 )
-
-// startRedis runs a real redis-server for the test and connects to it.
-func startRedis(t testing.TB) (*localredis.Server, *redis.Client) {
-	t.Helper()
-	srv, err := localredis.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	return srv, rdb
-}
 
 // inventory publishes the products table captured by Debezium.
 func inventory() Product {
@@ -134,7 +121,7 @@ func (l *commandLog) add(c redis.Cmder) {
 // TestMeshRegisterListGet registers two products and reads them back whole,
 // with their instances and last-seen times from the injected clock.
 func TestMeshRegisterListGet(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb := redistest.Start(t)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := newClock(t0)
 	reg := New(rdb, Clock(clock.now))
@@ -205,7 +192,7 @@ func TestMeshRegisterListGet(t *testing.T) {
 // TestMeshPrefixSeparatesRegistries: two prefixes on one Redis do not see
 // each other's products.
 func TestMeshPrefixSeparatesRegistries(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb := redistest.Start(t)
 	ctx := context.Background()
 	a, b := New(rdb), New(rdb, Prefix("other:mesh"))
 	if err := a.Register(ctx, inventory(), "i0"); err != nil {
@@ -225,7 +212,7 @@ func TestMeshPrefixSeparatesRegistries(t *testing.T) {
 }
 
 func TestMeshSearch(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb := redistest.Start(t)
 	reg := New(rdb)
 	ctx := context.Background()
 	for _, p := range []Product{inventory(), orders()} {
@@ -265,7 +252,7 @@ func TestMeshSearch(t *testing.T) {
 // TestMeshExpiry lets Redis expire instances: a product whose only live key
 // expired leaves List, Get and the index, while one kept alive stays.
 func TestMeshExpiry(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb := redistest.Start(t)
 	ctx := context.Background()
 	long := New(rdb, TTL(time.Hour))
 	short := New(rdb, TTL(50*time.Millisecond))
@@ -319,7 +306,7 @@ func TestMeshExpiry(t *testing.T) {
 
 // TestMeshInstances: replicas share a URN; the product lives while any does.
 func TestMeshInstances(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb := redistest.Start(t)
 	ctx := context.Background()
 	reg := New(rdb)
 	a, b := inventory(), inventory()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/internal/localredis/redistest"
 	"github.com/meshlet/meshlet/schemas"
 )
 
@@ -97,7 +98,7 @@ func TestQueryPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := NewRedisStore(startRedis(t), "inventory")
+	rs := NewRedisStore(redistest.Client(t), "inventory")
 	var facts []auditlog.Fact
 	st.Replay(0, auditlog.Latest, func(f *auditlog.Fact) error {
 		c := *f

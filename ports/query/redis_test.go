@@ -9,24 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/meshlet/meshlet/auditlog"
-	"github.com/meshlet/meshlet/internal/localredis"
+	"github.com/meshlet/meshlet/internal/localredis/redistest"
 )
-
-// startRedis runs a real redis-server for the test and connects to it.
-func startRedis(t testing.TB) *redis.Client {
-	t.Helper()
-	srv, err := localredis.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
 
 // randomLogs writes random entries (out-of-order valid times, ranges,
 // back-dated corrections, deletes, ties across logs) to nlogs logs under a
@@ -79,7 +64,7 @@ func randomLogs(t testing.TB, seed uint64, nlogs, n int) (string, []auditlog.Fac
 // logs, and checks that every key at every valid time reads as the index
 // answers "as of now".
 func TestRedisCurrentMatchesIndex(t *testing.T) {
-	rdb := startRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	for seed := range uint64(6) {
 		root, facts := randomLogs(t, seed, 1+int(seed%3), 120)
@@ -120,7 +105,7 @@ func TestRedisCurrentMatchesIndex(t *testing.T) {
 }
 
 func TestRedisApplyIsIdempotentAndPrunes(t *testing.T) {
-	rdb := startRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	now := time.UnixMicro(10_000)
 	rs := NewRedisStore(rdb, "orders", PruneMargin(time.Duration(2000)*time.Microsecond), Clock(func() time.Time { return now }))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/internal/localredis"
+	"github.com/meshlet/meshlet/internal/localredis/redistest"
 	"github.com/meshlet/meshlet/ports/seal"
 	"github.com/meshlet/meshlet/schemas"
 )
@@ -139,7 +140,7 @@ func withPII(m map[string]any, v any, extra map[string]any) map[string]any {
 
 func TestFieldsOpensSealedPayloads(t *testing.T) {
 	ctx := context.Background()
-	keys := seal.RedisKeys(startRedis(t), "crm")
+	keys := seal.RedisKeys(redistest.Client(t), "crm")
 	p := newSealedProduct(t, keys)
 	d := p.decoder(t, keys)
 	ada, bob := person("c-1", "ada"), person("c-2", "bob")
