@@ -56,8 +56,31 @@ func (r *Runner) observe(ctx context.Context) (mgmt.Observation, error) {
 	if r.Paused() {
 		state = mgmt.StatePaused
 	}
+	fresh, last, lag := r.freshness()
+	var bytes int64
+	r.mu.Lock()
+	for _, p := range r.parts {
+		bytes += segmentBytes(p.log.Dir())
+	}
+	r.mu.Unlock()
+	meas := mgmt.Measured{
+		PublishLatencyP99: r.metrics.latencyP99(),
+		Freshness:         fresh,
+		LastCommit:        last,
+		ConsumerLag:       lag,
+		DeadLetters:       r.stats.DeadLetters.Load(),
+		QualityViolations: r.checker.Stats(),
+		ChangeLogBytes:    bytes,
+	}
+	return mgmt.Observation{State: state, Ports: map[string]mgmt.Measured{r.product.Manifest.OutputPorts[0].Name: meas}}, nil
+}
+
+// freshness is how far the output trails its sources (mgmt.Freshness),
+// for /v1/status and the freshness gauge alike; last is the source commit
+// time of the newest published event (zero before the first).
+func (r *Runner) freshness() (fresh time.Duration, last time.Time, lag int64) {
 	now := time.UnixMicro(r.cfg.Now())
-	var last, caughtUp time.Time
+	var caughtUp time.Time
 	if t := r.metrics.newestEvent.Load(); t > 0 {
 		last = time.UnixMicro(t)
 	}
@@ -68,22 +91,7 @@ func (r *Runner) observe(ctx context.Context) (mgmt.Observation, error) {
 	if known && lag == 0 && !last.IsZero() {
 		caughtUp = now // nothing waits: an idle source is not a stale product
 	}
-	var bytes int64
-	r.mu.Lock()
-	for _, p := range r.parts {
-		bytes += segmentBytes(p.log.Dir())
-	}
-	r.mu.Unlock()
-	meas := mgmt.Measured{
-		PublishLatencyP99: r.metrics.latencyP99(),
-		Freshness:         mgmt.Freshness(now, last, caughtUp),
-		LastCommit:        last,
-		ConsumerLag:       lag,
-		DeadLetters:       r.stats.DeadLetters.Load(),
-		QualityViolations: r.checker.Stats(),
-		ChangeLogBytes:    bytes,
-	}
-	return mgmt.Observation{State: state, Ports: map[string]mgmt.Measured{r.product.Manifest.OutputPorts[0].Name: meas}}, nil
+	return mgmt.Freshness(now, last, caughtUp), last, lag
 }
 
 // registrySchemas answers /v1/schemas from the schema registry.

@@ -100,13 +100,13 @@ func newMetrics(r *Runner) *metrics {
 	})
 	freshness := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "meshlet_output_freshness_seconds", ConstLabels: outLabels,
-		Help: "Age of the newest published event's source commit time; -1 before the first.",
+		Help: "How far the output trails its sources: the age of the newest published event's source commit time, 0 while no input waits; -1 before the first.",
 	}, func() float64 {
-		t := x.newestEvent.Load()
-		if t == 0 {
+		fresh, last, _ := r.freshness()
+		if last.IsZero() {
 			return -1
 		}
-		return float64(r.cfg.Now()-t) / 1e6
+		return fresh.Seconds()
 	})
 	x.reg.MustRegister(x.inputRecords, x.outputRecords, x.deadLetters, x.duplicates, x.batches,
 		x.publishLatency, x.paused, freshness, qualityCollector{r}, changeLogCollector{r}, x.lag)
