@@ -405,7 +405,7 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, hold holdPla
 	if held > 0 && in == 0 {
 		// Every record waits for a transaction to complete: wait for more
 		// input instead of fetching the same records again at once.
-		if b.full(r.cfg.MaxBatch, fetches) {
+		if r.cfg.MaxBatch > 0 && fetches.NumRecords() >= r.cfg.MaxBatch {
 			r.log.Warn("a source transaction does not fit in one batch; raise the batch size (--max-batch)", "max_batch", r.cfg.MaxBatch)
 		}
 		r.whole.idle.wait(ctx)
@@ -431,11 +431,6 @@ func processed(fp kgo.FetchTopicPartition, stop int64) []*kgo.Record {
 		}
 	}
 	return fp.Records
-}
-
-// full reports whether the batch read as many records as a batch may.
-func (b *batch) full(maxBatch int, fetches kgo.Fetches) bool {
-	return maxBatch > 0 && fetches.NumRecords() >= maxBatch
 }
 
 // takeBackBatch removes what the aborted batch appended to each change log

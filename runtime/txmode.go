@@ -76,7 +76,6 @@ func (r *Runner) setupWholeTx() ([]string, error) {
 type decodedRecord struct {
 	rec     *kgo.Record
 	changes []cdc.Change
-	bad     error // malformed: goes to the dead-letter topic when processed
 }
 
 // wholeStops decides how far each partition of the batch is processed: it
@@ -99,9 +98,12 @@ func (r *Runner) wholeStops(ctx context.Context, fetches kgo.Fetches) (map[parti
 		order = append(order, k)
 		for _, rec := range fp.Records {
 			d := decodedRecord{rec: rec}
-			d.changes, d.bad = cdc.DecodeAll(ctx, r.decoders[fp.Topic], rec.Key, rec.Value, nil)
-			if d.bad != nil && !errors.Is(d.bad, cdc.ErrMalformed) {
-				err = fmt.Errorf("%w: decode %s/%d@%d: %w", errTransient, rec.Topic, rec.Partition, rec.Offset, d.bad)
+			// A malformed record holds no transaction; it is dead-lettered
+			// when processed.
+			var derr error
+			d.changes, derr = cdc.DecodeAll(ctx, r.decoders[fp.Topic], rec.Key, rec.Value, nil)
+			if derr != nil && !errors.Is(derr, cdc.ErrMalformed) {
+				err = fmt.Errorf("%w: decode %s/%d@%d: %w", errTransient, rec.Topic, rec.Partition, rec.Offset, derr)
 				return
 			}
 			for _, c := range d.changes {
