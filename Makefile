@@ -5,15 +5,19 @@ PKGS      := ./...
 BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
 
-.PHONY: run test bench bench-stages crash fuzz vet interop-deps build
+.PHONY: run test hygiene bench bench-stages crash fuzz vet interop-deps build
 
 ## run: the example product on the embedded stack (kfake + registry), recorded CDC through it
 run:
 	$(GO) run ./cmd/meshlet dev --once
 
-## test: vet, then every test with the race detector
-test: interop-deps vet
+## test: the repository check, vet, then every test with the race detector
+test: interop-deps hygiene vet
 	$(GO) test -race -count=1 $(PKGS)
+
+## hygiene: no compiled binary tracked, no file over 2 MB without a recorded reason
+hygiene:
+	$(GO) test -count=1 -run 'TestRepositoryIsClean' ./internal/hygiene
 
 ## bench: each stage's benchmark and the in-process pipeline (bench-stages), then
 ## the comparison against the ceiling and Redpanda Connect that writes

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshlet/meshlet/cdc/samples"
 
 	"github.com/meshlet/meshlet/cdc"
 )
@@ -31,7 +32,7 @@ func (r row) String() string { return fmt.Sprintf("%s|%s|%s", r.Name, r.Descript
 // row image as JSON. A delete is a retraction from its commit time on.
 func loadDebezium(t *testing.T, file string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "cdc", file))
+	b, err := samples.Read(file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,18 +14,19 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshlet/meshlet/cdc/samples"
+
 	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+
 	"github.com/meshlet/meshlet/cdc"
 	"github.com/meshlet/meshlet/schemas"
-	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // registrySource is the AvroSource a runtime builds on schemas.Registry:
@@ -236,15 +237,9 @@ type pgKey struct {
 
 func sampleLines(tb testing.TB, name string) [][]byte {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
+	lines, err := samples.Lines(name)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	var lines [][]byte
-	for _, l := range bytes.Split(data, []byte("\n")) {
-		if len(l) > 0 {
-			lines = append(lines, l)
-		}
 	}
 	return lines
 }

@@ -4,27 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshlet/meshlet/cdc/samples"
 )
 
 // readLines returns the messages of a sample file: one per line, split on
 // "\n" with empty lines skipped (the files have no trailing newline).
 func readLines(tb testing.TB, name string) [][]byte {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
+	lines, err := samples.Lines(name)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	var lines [][]byte
-	for _, l := range bytes.Split(data, []byte("\n")) {
-		if len(l) > 0 {
-			lines = append(lines, l)
-		}
 	}
 	return lines
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlet/meshlet/cdc/samples"
+
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -554,7 +556,7 @@ func TestCanalMultiRowInput(t *testing.T) {
 	if s.product, err = runtime.NewProduct(os.DirFS(dir), "product.yaml", transforms.Typed(inventory.Handle)); err != nil {
 		t.Fatal(err)
 	}
-	canal, err := os.ReadFile("../cdc/testdata/canal-data.txt")
+	canal, err := samples.Read(samples.Canal)
 	if err != nil {
 		t.Fatal(err)
 	}

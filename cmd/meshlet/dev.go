@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/cdc/samples"
 	"github.com/meshlet/meshlet/examples/inventory"
 	"github.com/meshlet/meshlet/internal/localredis"
 	"github.com/meshlet/meshlet/ports"
@@ -187,7 +188,7 @@ func devRedis(mode, dataDir string) (addr string, stop func(), err error) {
 // feedRecorded produces a recorded CDC file (the example's own by default)
 // into topic and returns how many events it fed.
 func feedRecorded(ctx context.Context, cl *kgo.Client, file, topic string) (int, error) {
-	data, name := inventory.RecordedCDC(), "examples/inventory/testdata/debezium-postgres-data-schema-include.txt"
+	data, name := inventory.RecordedCDC(), "cdc/samples/"+samples.DebeziumPostgres
 	if file != "" {
 		var err error
 		if data, err = os.ReadFile(file); err != nil {

@@ -13,15 +13,13 @@ import (
 	"strings"
 
 	"github.com/meshlet/meshlet/cdc"
+	"github.com/meshlet/meshlet/cdc/samples"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/transforms"
 )
 
 //go:embed product.yaml schemas/*.avsc
 var files embed.FS
-
-//go:embed testdata/debezium-postgres-data-schema-include.txt
-var recordedCDC []byte
 
 // Row is the products table as Debezium captures it.
 type Row struct {
@@ -68,7 +66,7 @@ func New() (*runtime.Product, error) {
 // RecordedCDC is a real Debezium capture of the products table, fed to the
 // input topic by `meshlet dev`. Its messages have no keys; KeyFields says
 // which row columns make the record key.
-func RecordedCDC() []byte { return recordedCDC }
+func RecordedCDC() []byte { return samples.MustRead(samples.DebeziumPostgres) }
 
 // KeyFields are the key columns of the products table.
 var KeyFields = []string{"id"}
