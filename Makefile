@@ -45,7 +45,7 @@ fuzz:
 	@for f in $(FUZZ_CDC); do $(GO) test ./cdc -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
 	@for f in $(FUZZ_SCHEMAS); do $(GO) test ./schemas -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./auditlog -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME)
-	@for f in FuzzSplit FuzzOpen; do $(GO) test ./ports/seal -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
+	@for f in FuzzSplit FuzzOpen; do $(GO) test ./governance -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./internal/jsontext -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME)
 
 vet:

@@ -1,5 +1,18 @@
-// Package ports holds a product's doors to the outside: the Kafka input and
-// output plumbing shared by the runtime and the CLI (client options, topic
-// set-up, dead-letter records, feeding recorded CDC) and, later, the HTTP
-// management ports.
+// Package ports holds a data product's doors to the outside, one package
+// each, and the little they share.
+//
+//	ports/kafka    the Kafka ports: client options and security, the
+//	               transactional session the batch loop runs in, topic
+//	               set-up, dead-letter records, feeding recorded CDC
+//	ports/mgmt     the HTTP management listener: discovery, status,
+//	               metrics, control and query routes, tokens, access log
+//	ports/query    entity queries: current, as of, history (HTTP + Redis)
+//	ports/mesh     the mesh registry in Redis: membership, search, lineage
+//	ports/lineage  OpenLineage run events of a streaming product
+//	ports/control  control commands to every replica over a watermill bus
+//
+// This package holds what several ports and the runtime share: Poison, the
+// typed error that sends one input event to the dead-letter topic with its
+// Class; the dead-letter header names a consumer of that topic reads; and
+// TLSFiles, the PEM loader every client port uses.
 package ports

@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlet/meshlet/ports/kafka"
+
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/examples/inventory"
-	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/transforms"
@@ -59,7 +60,7 @@ func benchStack(b *testing.B, n int) (brokers []string, registry string, p *runt
 	defer cl.Close()
 	m := p.Manifest
 	ctx := context.Background()
-	if err := ports.EnsureTopics(ctx, cl, map[string]int32{m.InputPorts[0].Topic: 3, m.OutputPorts[0].Topic: 3, m.DeadLetter.Topic: 1}); err != nil {
+	if err := kafka.EnsureTopics(ctx, cl, map[string]int32{m.InputPorts[0].Topic: 3, m.OutputPorts[0].Topic: 3, m.DeadLetter.Topic: 1}); err != nil {
 		b.Fatal(err)
 	}
 	errs := make(chan error, 1)
@@ -101,10 +102,10 @@ func BenchmarkPipeline(b *testing.B) {
 
 func benchMeshlet(b *testing.B, d runtime.Delivery) {
 	brokers, registry, p := benchStack(b, b.N)
-	r, err := runtime.Start(context.Background(), p, runtime.Config{
-		Brokers: brokers, RegistryURL: registry, DataDir: b.TempDir(), Delivery: d,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	r, err := runtime.Start(context.Background(), p,
+		runtime.SeedBrokers(brokers...), runtime.SchemaRegistry(registry), runtime.DataDir(b.TempDir()), runtime.WithDelivery(d),
+		runtime.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+	)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -146,7 +146,7 @@ type reprocessState struct {
 }
 
 func (r *Runner) reprocessFile(k partitionKey) string {
-	return filepath.Join(r.cfg.DataDir, "reprocess", k.topic+"-"+strconv.Itoa(int(k.partition))+".json")
+	return filepath.Join(r.cfg.dataDir, "reprocess", k.topic+"-"+strconv.Itoa(int(k.partition))+".json")
 }
 
 func (r *Runner) loadReprocess(k partitionKey) (*reprocessState, error) {
@@ -291,11 +291,9 @@ func (r *Runner) startReprocessing(ctx context.Context, fetches kgo.Fetches) (bo
 // prepareReprocess checks a request and writes its state file.
 func (r *Runner) prepareReprocess(ctx context.Context, req *reprocessRequest) (*reprocessState, *partition, error) {
 	k := partitionKey{req.Topic, req.Partition}
-	r.mu.Lock()
-	p := r.parts[k]
-	r.mu.Unlock()
+	p := r.parts.get(k)
 	if p == nil {
-		return nil, nil, fmt.Errorf("%w: %w: %s/%d is not assigned to instance %s", ErrRefused, errNotOwned, req.Topic, req.Partition, r.cfg.Instance)
+		return nil, nil, fmt.Errorf("%w: %w: %s/%d is not assigned to instance %s", ErrRefused, errNotOwned, req.Topic, req.Partition, r.cfg.instance)
 	}
 	if p.reprocess != nil {
 		return nil, nil, fmt.Errorf("%w: %s/%d is already being reprocessed from %d until %d", ErrRefused, req.Topic, req.Partition, p.reprocess.From, p.reprocess.Until)
@@ -318,10 +316,8 @@ func (r *Runner) prepareReprocess(ctx context.Context, req *reprocessRequest) (*
 // reprocessProgress removes the state of reprocessings the committed batch
 // completed: heads holds, per partition, the offset after its last record.
 func (r *Runner) reprocessProgress(heads map[partitionKey]int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for k, head := range heads {
-		p := r.parts[k]
+		p := r.parts.get(k)
 		if p == nil || p.reprocess == nil || head < p.reprocess.Until {
 			continue
 		}

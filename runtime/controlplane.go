@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -17,43 +18,51 @@ import (
 // each command once (ports/control).
 type controlPlane struct {
 	bus    *control.Bus
+	owned  bool // the plane made the bus, so it closes it
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
 
-func (r *Runner) startControl() error {
-	cp := &r.plane
-	var err error
+// controlBus is the bus the options give, else Redis Streams when the
+// product has a Redis, else an in-process channel; owned says the product
+// made it.
+func (r *Runner) controlBus() (bus *control.Bus, owned bool, err error) {
 	switch {
-	case r.cfg.ControlBus != nil:
-		cp.bus = r.cfg.ControlBus
+	case r.cfg.controlBus != nil:
+		return r.cfg.controlBus, false, nil
 	case r.rdb != nil:
-		if cp.bus, err = control.NewRedisBus(r.rdb, r.product.Manifest.ID, r.cfg.Instance, r.log); err != nil {
-			return fmt.Errorf("control bus: %w", err)
+		bus, err = control.NewRedisBus(r.rdb, r.product.Manifest.ID, r.cfg.instance, r.log)
+		if err != nil {
+			return nil, false, fmt.Errorf("control bus: %w", err)
 		}
-	default:
-		cp.bus = control.NewChannelBus(control.Instance(r.cfg.Instance), control.Logger(r.log))
+		return bus, true, nil
 	}
+	return control.NewChannelBus(control.Instance(r.cfg.instance), control.Logger(r.log)), true, nil
+}
+
+// startControlPlane runs handle for every command the bus delivers until
+// stop.
+func startControlPlane(bus *control.Bus, owned bool, handle func(context.Context, control.Command) error, log *slog.Logger) *controlPlane {
+	cp := &controlPlane{bus: bus, owned: owned}
 	ctx, cancel := context.WithCancel(context.Background())
 	cp.cancel = cancel
 	cp.done.Add(1)
 	go func() {
 		defer cp.done.Done()
-		if err := cp.bus.Run(ctx, r.handleCommand); err != nil && ctx.Err() == nil {
-			r.log.Error("control bus stopped; control commands are not received", "err", err)
+		if err := bus.Run(ctx, handle); err != nil && ctx.Err() == nil {
+			log.Error("control bus stopped; control commands are not received", "err", err)
 		}
 	}()
-	return nil
+	return cp
 }
 
-func (r *Runner) stopControl() {
-	cp := &r.plane
-	if cp.bus == nil {
+func (cp *controlPlane) stop() {
+	if cp == nil {
 		return
 	}
 	cp.cancel()
 	cp.done.Wait()
-	if r.cfg.ControlBus == nil {
+	if cp.owned {
 		cp.bus.Close()
 	}
 }
@@ -88,12 +97,16 @@ func (r *Runner) handleCommand(ctx context.Context, c control.Command) error {
 }
 
 // controller is the management port's view of the control plane.
-type controller struct{ r *Runner }
+type controller struct {
+	bus     *control.Bus
+	product string
+	now     func() int64
+}
 
 func (c controller) Issue(ctx context.Context, req mgmt.ControlRequest, by mgmt.Principal) (string, error) {
 	cmd := control.Command{
-		ID: req.ID, Product: c.r.product.Manifest.ID,
-		Issuer: control.Issuer{Name: by.Name, Role: string(by.Role)}, IssuedAt: time.UnixMicro(c.r.cfg.Now()).UTC(),
+		ID: req.ID, Product: c.product,
+		Issuer: control.Issuer{Name: by.Name, Role: string(by.Role)}, IssuedAt: time.UnixMicro(c.now()).UTC(),
 	}
 	if cmd.ID == "" {
 		cmd.ID = control.NewID()
@@ -115,14 +128,14 @@ func (c controller) Issue(ctx context.Context, req mgmt.ControlRequest, by mgmt.
 	default:
 		return "", fmt.Errorf("%w: command %q", mgmt.ErrInvalid, req.Command)
 	}
-	if err := c.r.plane.bus.Publish(ctx, cmd); err != nil {
+	if err := c.bus.Publish(ctx, cmd); err != nil {
 		return "", err
 	}
 	return cmd.ID, nil
 }
 
 func (c controller) Outcomes(ctx context.Context, id string) ([]mgmt.Outcome, error) {
-	res, err := c.r.plane.bus.Results(ctx, id)
+	res, err := c.bus.Results(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -10,20 +10,25 @@
 //  1. Poll the records fetched for every input partition assigned to this
 //     instance, read_committed. Rebalances are blocked from here to step 6.
 //  2. Begin the transaction.
-//  3. For each partition, in offset order: decode each record with the input
-//     port's cdc decoder (tombstones and heartbeats are counted and skipped);
-//     the handler turns the change into zero or more outputs; an event whose
-//     source position and entity key were already recorded is a Debezium
-//     re-send and is dropped (see Duplicates); each output gets the next
-//     sequence number and a system time (unix µs, max(now, previous+1), so
-//     strictly increasing per change log), its valid time defaulting to the
-//     source commit time; it is Avro-encoded with the registered schema id
-//     and queued for the output topic. The partition's entries are appended
-//     to its change log in one write and fsynced.
+//  3. For each partition, in offset order, each record goes through the
+//     per-event stages (stage.go; each a func(next step) step in a file of
+//     its own): decode with the input port's cdc decoder (tombstones and
+//     heartbeats are counted and skipped); handle: the handler turns each
+//     change into zero or more outputs; dedup: an event whose source
+//     position and entity key were already recorded is a Debezium re-send
+//     and is dropped (see Duplicates); contract: the output port's rules;
+//     govern: pii sealed, classified fields passed, masked or dropped;
+//     encode: each output gets the next sequence number and a system time
+//     (unix µs, max(now, previous+1), so strictly increasing per change
+//     log), its valid time defaulting to the source commit time; it is
+//     Avro-encoded with the registered schema id and queued for the output
+//     topic. The partition's entries are appended to its change log in one
+//     write and fsynced.
 //  4. Anything one event breaks (undecodable, unknown op, handler error or
 //     panic, an output that does not fit the schema) becomes a dead letter:
-//     the original key and value, with headers naming the error class, the
-//     message and the origin topic/partition/offset. The event's other
+//     a stage returns a *ports.Poison with its class, and the dead letter
+//     carries the original key and value, with headers naming the class,
+//     the message and the origin topic/partition/offset. The event's other
 //     outputs are rolled back first, so an event is published whole or not
 //     at all. The loop goes on.
 //  5. Produce the outputs and dead letters.
@@ -112,7 +117,7 @@
 //
 // Fields the output contract classifies pii are sealed before the append:
 // the log keeps the row with those fields cleared inside an envelope that
-// holds them encrypted with the data subject's key (ports/seal). The hash
+// holds them encrypted with the data subject's key (package governance). The hash
 // chain covers the envelope, so destroying the key (Forget) erases the
 // fields for every reader while the log still verifies. The output topic
 // carries the row as the port's policy says (pass, mask or drop per

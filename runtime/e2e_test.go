@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlet/meshlet/ports/kafka"
+
 	"github.com/meshlet/meshlet/cdc/samples"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -80,7 +82,7 @@ func startStack(t *testing.T) *stack {
 	}
 	t.Cleanup(s.client.Close)
 	m := p.Manifest
-	err = ports.EnsureTopics(context.Background(), s.client, map[string]int32{
+	err = kafka.EnsureTopics(context.Background(), s.client, map[string]int32{
 		m.InputPorts[0].Topic: 3, m.OutputPorts[0].Topic: 3, m.DeadLetter.Topic: 1,
 	})
 	if err != nil {
@@ -92,10 +94,10 @@ func startStack(t *testing.T) *stack {
 func (s *stack) run() {
 	s.t.Helper()
 	var err error
-	s.runner, err = runtime.Start(context.Background(), s.product, runtime.Config{
-		Brokers: s.brokers, RegistryURL: s.registry, DataDir: s.dataDir,
-		Logger: slog.New(slog.NewTextHandler(s.t.Output(), nil)),
-	})
+	s.runner, err = runtime.Start(context.Background(), s.product,
+		runtime.SeedBrokers(s.brokers...), runtime.SchemaRegistry(s.registry), runtime.DataDir(s.dataDir),
+		runtime.Logger(slog.New(slog.NewTextHandler(s.t.Output(), nil))),
+	)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -153,7 +155,7 @@ func (s *stack) consume(topic string, n int) []*kgo.Record {
 
 func recorded(t *testing.T, topic string) []*kgo.Record {
 	t.Helper()
-	recs, err := ports.RecordedCDC(bytes.NewReader(inventory.RecordedCDC()), "recorded", topic, inventory.KeyFields)
+	recs, err := kafka.RecordedCDC(bytes.NewReader(inventory.RecordedCDC()), "recorded", topic, inventory.KeyFields)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +265,7 @@ func TestEndToEnd(t *testing.T) {
 		dlq := s.consume(m.DeadLetter.Topic, len(bad))
 		byOffset := map[string]*kgo.Record{}
 		for _, r := range dlq {
-			byOffset[ports.Header(r, ports.HeaderOriginPartition)+"@"+ports.Header(r, ports.HeaderOriginOffset)] = r
+			byOffset[kafka.Header(r, ports.HeaderOriginPartition)+"@"+kafka.Header(r, ports.HeaderOriginOffset)] = r
 		}
 		for i, in := range bad {
 			at := fmt.Sprintf("%d@%d", in.Partition, in.Offset)
@@ -272,11 +274,11 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("bad event %d (%s) is not in the dead-letter topic", i, at)
 				continue
 			}
-			if got := ports.Header(d, ports.HeaderErrorClass); got != wantClass[i] {
-				t.Errorf("bad event %d: class %q, want %q (message %q)", i, got, wantClass[i], ports.Header(d, ports.HeaderErrorMessage))
+			if got := kafka.Header(d, ports.HeaderErrorClass); got != wantClass[i] {
+				t.Errorf("bad event %d: class %q, want %q (message %q)", i, got, wantClass[i], kafka.Header(d, ports.HeaderErrorMessage))
 			}
-			if ports.Header(d, ports.HeaderOriginTopic) != inTopic || ports.Header(d, ports.HeaderErrorMessage) == "" ||
-				ports.Header(d, ports.HeaderProduct) != m.ID {
+			if kafka.Header(d, ports.HeaderOriginTopic) != inTopic || kafka.Header(d, ports.HeaderErrorMessage) == "" ||
+				kafka.Header(d, ports.HeaderProduct) != m.ID {
 				t.Errorf("bad event %d: headers %v", i, d.Headers)
 			}
 			if !bytes.Equal(d.Value, in.Value) || !bytes.Equal(d.Key, in.Key) {
@@ -402,10 +404,10 @@ func TestRefusesToEraseCommittedHistory(t *testing.T) {
 	// One record so partition 0 is fetched, though the check runs on assignment anyway.
 	s.produce([]*kgo.Record{{Topic: m.InputPorts[0].Topic, Partition: 0, Key: []byte(`{"id":1}`), Value: []byte(`{}`)}})
 
-	r, err := runtime.Start(context.Background(), s.product, runtime.Config{
-		Brokers: s.brokers, RegistryURL: s.registry, DataDir: s.dataDir, MaxBatch: 100,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
-	})
+	r, err := runtime.Start(context.Background(), s.product,
+		runtime.SeedBrokers(s.brokers...), runtime.SchemaRegistry(s.registry), runtime.DataDir(s.dataDir), runtime.MaxBatch(100),
+		runtime.Logger(slog.New(slog.NewTextHandler(t.Output(), nil))),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,11 +470,11 @@ func getJSON(t *testing.T, url string, v any) int {
 func TestQueryPortAndCheckpoints(t *testing.T) {
 	s := startStack(t)
 	s.produce(recorded(t, s.product.Manifest.InputPorts[0].Topic))
-	r, err := runtime.Start(context.Background(), s.product, runtime.Config{
-		Brokers: s.brokers, RegistryURL: s.registry, DataDir: s.dataDir,
-		RedisAddr: startRedis(t), HTTPAddr: "127.0.0.1:0", Tokens: testTokens(t),
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
-	})
+	r, err := runtime.Start(context.Background(), s.product,
+		runtime.SeedBrokers(s.brokers...), runtime.SchemaRegistry(s.registry), runtime.DataDir(s.dataDir),
+		runtime.Redis(startRedis(t)), runtime.ManagementAddr("127.0.0.1:0"), runtime.Tokens(testTokens(t)),
+		runtime.Logger(slog.New(slog.NewTextHandler(t.Output(), nil))),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,9 +492,18 @@ func TestQueryPortAndCheckpoints(t *testing.T) {
 			Fields map[string]any `json:"fields"`
 		} `json:"entry"`
 	}
+	// The batch's counters move when it commits; Redis takes its entries
+	// just after, so the current state is asked for until it arrives.
 	var cur entity
-	if code := getJSON(t, base+"106", &cur); code != 200 || !cur.Found || cur.Source != "redis" ||
-		cur.Entry.Fields["description"] != "18oz carpenter hammer" {
+	var code int
+	for range 200 {
+		cur = entity{}
+		if code = getJSON(t, base+"106", &cur); code == 200 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code != 200 || !cur.Found || cur.Source != "redis" || cur.Entry.Fields["description"] != "18oz carpenter hammer" {
 		t.Fatalf("current 106: %d %+v", code, cur)
 	}
 	var before entity

@@ -78,7 +78,7 @@ type OutputPort struct {
 // Policy governs the fields an output port's contract classifies.
 //
 // Fields classified pii are encrypted in the change log with a key per data
-// subject (see ports/seal), so forgetting the subject erases them while the
+// subject (see package governance), so forgetting the subject erases them while the
 // log still verifies. Actions say what the output topic carries of each
 // classified field: pass (as is, the default), mask, or drop (null; the
 // field must be nullable). Keys are a classification or a field name; a

@@ -68,17 +68,15 @@ type commitStamp struct {
 // stamp records the markers of every open change log, after the batch
 // appended and before the transaction ends.
 func (r *Runner) stamp(stops map[partitionKey]int64) commitStamp {
-	s := commitStamp{markers: make(map[partitionKey]string, len(r.parts)), stops: stops}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for k, p := range r.parts {
+	s := commitStamp{markers: map[partitionKey]string{}, stops: stops}
+	r.parts.each(func(p *partition) {
 		seq, _, _ := p.log.Tail()
 		m := commitMarker{seq: seq}
 		if p.reprocess != nil {
 			m.until = p.reprocess.Until
 		}
-		s.markers[k] = m.String()
-	}
+		s.markers[p.key] = m.String()
+	})
 	return s
 }
 

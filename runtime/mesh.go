@@ -2,53 +2,57 @@ package runtime
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/meshlet/meshlet/ports/mesh"
 	"github.com/meshlet/meshlet/ports/mgmt"
+	"github.com/redis/go-redis/v9"
 )
 
 // meshMember keeps the product registered in the mesh registry (Redis)
 // while it runs: registered at start, a heartbeat every third of the TTL,
 // deregistered on a clean stop.
 type meshMember struct {
-	registry *mesh.Registry
+	registry *mesh.Registry // nil: not a member
+	ttl      time.Duration
 	cancel   context.CancelFunc
 	done     sync.WaitGroup
 }
 
 // joinMesh opens the registry, before the management port is built (its
-// lineage route asks the registry); startMesh registers once the port
-// listens, so the registration carries its address.
-func (r *Runner) joinMesh() {
-	if r.rdb == nil || r.cfg.MeshTTL < 0 {
-		return
+// lineage route asks the registry); start registers once the port listens,
+// so the registration carries its address. Without Redis, or with a
+// negative TTL, the member does nothing.
+func joinMesh(rdb *redis.Client, ttl time.Duration) *meshMember {
+	m := &meshMember{ttl: ttl}
+	if rdb != nil && ttl >= 0 {
+		m.registry = mesh.New(rdb, mesh.TTL(ttl))
 	}
-	r.mesh.registry = mesh.New(r.rdb, mesh.TTL(r.cfg.MeshTTL))
+	return m
 }
 
-func (r *Runner) startMesh() {
-	if r.mesh.registry == nil {
+// start keeps the product registered, heartbeating every third of the TTL.
+func (m *meshMember) start(product func() mesh.Product, instance string, log *slog.Logger) {
+	if m.registry == nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.mesh.cancel = cancel
-	r.mesh.done.Add(1)
+	m.cancel = cancel
+	m.done.Add(1)
 	go func() {
-		defer r.mesh.done.Done()
-		r.mesh.registry.Keep(ctx, r.meshProduct(), r.cfg.Instance, r.cfg.MeshTTL/3, r.log)
+		defer m.done.Done()
+		m.registry.Keep(ctx, product(), instance, m.ttl/3, log)
 	}()
 }
 
-func (r *Runner) stopMesh() {
-	if r.mesh.registry == nil {
+func (m *meshMember) stop() {
+	if m == nil || m.cancel == nil {
 		return
 	}
-	if r.mesh.cancel != nil {
-		r.mesh.cancel()
-		r.mesh.done.Wait()
-	}
+	m.cancel()
+	m.done.Wait()
 }
 
 // meshProduct is what the registry says of this product.
@@ -65,8 +69,8 @@ func (r *Runner) meshProduct() mesh.Product {
 		p.Inputs = append(p.Inputs, mesh.InputPort{Name: in.Name, Topic: in.Topic, Format: in.Format})
 	}
 	out := m.OutputPorts[0]
-	port := mesh.OutputPort{Name: out.Name, Topic: out.Topic, Subject: out.Subject, SchemaID: r.schemaID, Version: out.Version,
-		Classifications: r.gov.classes}
+	port := mesh.OutputPort{Name: out.Name, Topic: out.Topic, Subject: out.Subject, SchemaID: r.output.schemaID, Version: out.Version,
+		Classifications: r.gate.Classes()}
 	if c := r.product.Contract; c != nil {
 		port.ContractID = c.ID
 		if y, err := c.YAML(); err == nil {
@@ -77,12 +81,12 @@ func (r *Runner) meshProduct() mesh.Product {
 	return p
 }
 
-// meshNeighbors are the products upstream and downstream of this one in
-// the registry's lineage graph, for the discovery port.
-func (r *Runner) meshNeighbors(ctx context.Context) (mgmt.Neighbors, error) {
+// neighbors are the products upstream and downstream of product id in the
+// registry's lineage graph, for the discovery port.
+func (m *meshMember) neighbors(ctx context.Context, id string) (mgmt.Neighbors, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	g, err := r.mesh.registry.Lineage(ctx)
+	g, err := m.registry.Lineage(ctx)
 	if err != nil {
 		return mgmt.Neighbors{}, err
 	}
@@ -100,7 +104,6 @@ func (r *Runner) meshNeighbors(ctx context.Context) (mgmt.Neighbors, error) {
 		return append(refs, mgmt.ProductRef{ID: id, Name: names[id], Topics: []string{topic}})
 	}
 	var nb mgmt.Neighbors
-	id := r.product.Manifest.ID
 	for _, e := range g.Upstream(id) {
 		nb.Upstream = ref(e.From, e.Topic, nb.Upstream)
 	}

@@ -19,17 +19,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlet/meshlet/ports/kafka"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
-	"github.com/meshlet/meshlet/ports"
+	"github.com/meshlet/meshlet/governance"
 	"github.com/meshlet/meshlet/ports/lineage"
 	"github.com/meshlet/meshlet/ports/mesh"
 	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/meshlet/meshlet/ports/query"
-	"github.com/meshlet/meshlet/ports/seal"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/transforms"
@@ -105,12 +106,12 @@ func startMeshProduct(t *testing.T, dir string, h transforms.Func, brokers []str
 	}
 	mp := &meshProduct{dataDir: t.TempDir()}
 	mp.lineage = filepath.Join(mp.dataDir, "openlineage.jsonl")
-	mp.runner, err = runtime.Start(context.Background(), p, runtime.Config{
-		Brokers: brokers, RegistryURL: registry, DataDir: mp.dataDir,
-		RedisAddr: redisAddr, HTTPAddr: "127.0.0.1:0", Tokens: tokens,
-		Lineage: &lineage.FileTransport{Path: mp.lineage}, LineageInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	mp.runner, err = runtime.Start(context.Background(), p,
+		runtime.SeedBrokers(brokers...), runtime.SchemaRegistry(registry), runtime.DataDir(mp.dataDir),
+		runtime.Redis(redisAddr), runtime.ManagementAddr("127.0.0.1:0"), runtime.Tokens(tokens),
+		runtime.Lineage(&lineage.FileTransport{Path: mp.lineage}, 100*time.Millisecond, ""),
+		runtime.Logger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestMeshEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(cl.Close)
 	const inA, outA, outB = "crm.public.customers", "crm.customers.v1", "marketing.customer-countries.v1"
-	if err := ports.EnsureTopics(context.Background(), cl, map[string]int32{
+	if err := kafka.EnsureTopics(context.Background(), cl, map[string]int32{
 		inA: 2, outA: 2, outA + ".dlq": 1, outB: 1, outB + ".dlq": 1,
 	}); err != nil {
 		t.Fatal(err)
@@ -354,7 +355,7 @@ func TestMeshEndToEnd(t *testing.T) {
 			out.Country = row.Country
 		}
 		for _, name := range got {
-			if name != seal.MaskedString {
+			if name != governance.MaskedString {
 				t.Fatalf("the output topic carries name %q, want the mask", name)
 			}
 		}
@@ -470,7 +471,7 @@ func TestMeshEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec.Keys = seal.RedisKeys(rdb, urnA)
+	dec.Keys = governance.RedisKeys(rdb, urnA)
 	replayed := map[string]map[string]any{}
 	if err := store.Replay(0, math.MaxInt64, func(f *auditlog.Fact) error {
 		m, err := dec.Fields(context.Background(), f.Payload)

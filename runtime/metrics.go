@@ -10,9 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlet/meshlet/contracts"
+	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // metrics are the product's Prometheus series, named
@@ -47,6 +50,18 @@ type metrics struct {
 	latN      int
 
 	lag *lagCollector
+	of  measured
+}
+
+// measured is what the metrics read from the rest of the product.
+type measured struct {
+	product  *Manifest
+	maxBatch int
+	now      func() int64
+	checker  *contracts.Checker
+	parts    *partitions
+	client   func() *kgo.Client // nil until the product joined its group
+	group    string
 }
 
 // inputRowsOf is how many records of topic committed since start.
@@ -69,12 +84,13 @@ func (x *metrics) latencyP99() time.Duration {
 	return time.Duration(vals[(n*99)/100] * float64(time.Second))
 }
 
-func newMetrics(r *Runner) *metrics {
-	m := r.product.Manifest
+func newMetrics(of measured) *metrics {
+	m := of.product
 	out := m.OutputPorts[0]
 	product := prometheus.Labels{"data_product": m.ID}
 	outLabels := prometheus.Labels{"data_product": m.ID, "port": out.Name, "topic": out.Topic}
-	x := &metrics{reg: prometheus.NewRegistry(), inputRows: map[string]int64{}, lag: newLagCollector(r)}
+	x := &metrics{reg: prometheus.NewRegistry(), inputRows: map[string]int64{}, of: of}
+	x.lag = &lagCollector{of: &x.of}
 	x.inputRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshlet_input_records_total", Help: "Input records consumed, counted when their batch commits.", ConstLabels: product,
 	}, []string{"port", "topic"})
@@ -102,14 +118,14 @@ func newMetrics(r *Runner) *metrics {
 		Name: "meshlet_output_freshness_seconds", ConstLabels: outLabels,
 		Help: "How far the output trails its sources: the age of the newest published event's source commit time, 0 while no input waits; -1 before the first.",
 	}, func() float64 {
-		fresh, last, _ := r.freshness()
+		fresh, last, _ := x.freshness()
 		if last.IsZero() {
 			return -1
 		}
 		return fresh.Seconds()
 	})
 	x.reg.MustRegister(x.inputRecords, x.outputRecords, x.deadLetters, x.duplicates, x.batches,
-		x.publishLatency, x.paused, freshness, qualityCollector{r}, changeLogCollector{r}, x.lag)
+		x.publishLatency, x.paused, freshness, qualityCollector{&x.of}, changeLogCollector{&x.of}, x.lag)
 	for _, in := range m.InputPorts {
 		x.inputRecords.WithLabelValues(in.Name, in.Topic) // present at 0 before the first batch
 	}
@@ -117,10 +133,10 @@ func newMetrics(r *Runner) *metrics {
 }
 
 // committed records what a committed batch did.
-func (x *metrics) committed(r *Runner, b *batch, inByTopic map[string]int) {
+func (x *metrics) committed(b *batch, inByTopic map[string]int) {
 	in := 0
 	x.mu.Lock()
-	for _, port := range r.product.Manifest.InputPorts {
+	for _, port := range x.of.product.InputPorts {
 		if n := inByTopic[port.Topic]; n > 0 {
 			x.inputRecords.WithLabelValues(port.Name, port.Topic).Add(float64(n))
 			x.inputRows[port.Topic] += int64(n)
@@ -129,7 +145,7 @@ func (x *metrics) committed(r *Runner, b *batch, inByTopic map[string]int) {
 	}
 	x.mu.Unlock()
 	var outBytes int64
-	outTopic := r.product.Manifest.OutputPorts[0].Topic
+	outTopic := x.of.product.OutputPorts[0].Topic
 	for _, rec := range b.produce {
 		if rec.Topic == outTopic {
 			outBytes += int64(len(rec.Value))
@@ -138,13 +154,13 @@ func (x *metrics) committed(r *Runner, b *batch, inByTopic map[string]int) {
 	x.outputBytes.Add(outBytes)
 	x.outputRecords.Add(float64(b.records))
 	for k, n := range b.deadLetterClasses {
-		x.deadLetters.WithLabelValues(k.topic, k.class).Add(float64(n))
+		x.deadLetters.WithLabelValues(k.topic, k.class.String()).Add(float64(n))
 	}
 	x.duplicates.Add(float64(b.duplicates))
 	x.batches.WithLabelValues("committed").Inc()
-	now := r.cfg.Now()
+	now := x.of.now()
 	x.lastCommit.Store(now)
-	if r.cfg.MaxBatch <= 0 || in < r.cfg.MaxBatch {
+	if x.of.maxBatch <= 0 || in < x.of.maxBatch {
 		x.caughtUp.Store(now)
 	}
 	newest := x.newestEvent.Load()
@@ -161,7 +177,7 @@ func (x *metrics) committed(r *Runner, b *batch, inByTopic map[string]int) {
 }
 
 // qualityCollector reports the output contract's rule counters.
-type qualityCollector struct{ r *Runner }
+type qualityCollector struct{ of *measured }
 
 var (
 	qualityChecked = prometheus.NewDesc("meshlet_quality_checked_records_total",
@@ -176,15 +192,15 @@ func (c qualityCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c qualityCollector) Collect(ch chan<- prometheus.Metric) {
-	id := c.r.product.Manifest.ID
-	for _, s := range c.r.checker.Stats() {
+	id := c.of.product.ID
+	for _, s := range c.of.checker.Stats() {
 		ch <- prometheus.MustNewConstMetric(qualityChecked, prometheus.CounterValue, float64(s.Checked), id, s.Object, s.Rule, s.Field)
 		ch <- prometheus.MustNewConstMetric(qualityViolations, prometheus.CounterValue, float64(s.Violations), id, s.Object, s.Rule, s.Field)
 	}
 }
 
 // changeLogCollector reports the size of each open change log.
-type changeLogCollector struct{ r *Runner }
+type changeLogCollector struct{ of *measured }
 
 var (
 	changeLogEntries = prometheus.NewDesc("meshlet_changelog_entries",
@@ -199,15 +215,12 @@ func (c changeLogCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c changeLogCollector) Collect(ch chan<- prometheus.Metric) {
-	id := c.r.product.Manifest.ID
-	c.r.mu.Lock()
-	defer c.r.mu.Unlock()
-	for k, p := range c.r.parts {
-		name := k.topic + "-" + strconv.Itoa(int(k.partition))
+	id := c.of.product.ID
+	c.of.parts.each(func(p *partition) {
 		seq, _, _ := p.log.Tail()
-		ch <- prometheus.MustNewConstMetric(changeLogEntries, prometheus.GaugeValue, float64(seq), id, name)
-		ch <- prometheus.MustNewConstMetric(changeLogBytes, prometheus.GaugeValue, float64(segmentBytes(p.log.Dir())), id, name)
-	}
+		ch <- prometheus.MustNewConstMetric(changeLogEntries, prometheus.GaugeValue, float64(seq), id, p.key.String())
+		ch <- prometheus.MustNewConstMetric(changeLogBytes, prometheus.GaugeValue, float64(segmentBytes(p.log.Dir())), id, p.key.String())
+	})
 }
 
 func segmentBytes(dir string) int64 {
@@ -224,7 +237,7 @@ func segmentBytes(dir string) int64 {
 // lagCollector reports consumer lag under kafka_exporter's metric names.
 // Offsets are read from the brokers at scrape time, at most once a second.
 type lagCollector struct {
-	r *Runner
+	of *measured
 
 	mu      sync.Mutex
 	at      time.Time
@@ -239,8 +252,6 @@ var (
 	partitionOffset = prometheus.NewDesc("kafka_topic_partition_current_offset",
 		"The partition's end offset.", []string{"topic", "partition"}, nil)
 )
-
-func newLagCollector(r *Runner) *lagCollector { return &lagCollector{r: r} }
 
 // total is the group's lag over all input partitions, as last read; ok is
 // false when the brokers could not be asked.
@@ -282,25 +293,26 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 // partitions' end offsets. A failure leaves the series out of this scrape
 // rather than reporting a made-up lag.
 func (c *lagCollector) read() []prometheus.Metric {
-	if c.r.sess == nil {
+	cl := c.of.client()
+	if cl == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	adm := kadm.NewClient(c.r.sess.Client())
+	adm := kadm.NewClient(cl)
 	var topics []string
-	for _, in := range c.r.product.Manifest.InputPorts {
+	for _, in := range c.of.product.InputPorts {
 		topics = append(topics, in.Topic)
 	}
 	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		return nil
 	}
-	committed, err := adm.FetchOffsets(ctx, c.r.cfg.Group)
+	committed, err := adm.FetchOffsets(ctx, c.of.group)
 	if err != nil {
 		return nil
 	}
-	group := c.r.cfg.Group
+	group := c.of.group
 	var out []prometheus.Metric
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Err != nil {
@@ -322,3 +334,22 @@ func (c *lagCollector) read() []prometheus.Metric {
 // Metrics is the product's Prometheus registry, for the management port or
 // an embedding program's own /metrics.
 func (r *Runner) Metrics() prometheus.Gatherer { return r.metrics.reg }
+
+// freshness is how far the output trails its sources (mgmt.Freshness),
+// for /v1/status and the freshness gauge alike; last is the source commit
+// time of the newest published event (zero before the first).
+func (x *metrics) freshness() (fresh time.Duration, last time.Time, lag int64) {
+	now := time.UnixMicro(x.of.now())
+	var caughtUp time.Time
+	if t := x.newestEvent.Load(); t > 0 {
+		last = time.UnixMicro(t)
+	}
+	if t := x.caughtUp.Load(); t > 0 {
+		caughtUp = time.UnixMicro(t)
+	}
+	lag, known := x.lag.total()
+	if known && lag == 0 && !last.IsZero() {
+		caughtUp = now // nothing waits: an idle source is not a stale product
+	}
+	return mgmt.Freshness(now, last, caughtUp), last, lag
+}

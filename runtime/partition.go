@@ -37,7 +37,7 @@ type partition struct {
 // what the group committed: entries past the committed input offset belong to
 // a batch whose transaction never committed, and are taken back.
 func (r *Runner) openPartition(ctx context.Context, cl *kgo.Client, k partitionKey) (*partition, error) {
-	dir := filepath.Join(r.cfg.DataDir, "changelog", k.topic+"-"+strconv.Itoa(int(k.partition)))
+	dir := filepath.Join(r.cfg.dataDir, "changelog", k.topic+"-"+strconv.Itoa(int(k.partition)))
 	l, err := openLogWaiting(ctx, r, dir)
 	if err != nil {
 		return nil, err
@@ -94,7 +94,7 @@ func (r *Runner) reconcile(ctx context.Context, cl *kgo.Client, p *partition) er
 	if m, marked := parseMarker(meta); ok && marked {
 		if seq, _, _ := p.log.Tail(); seq < m.seq {
 			return fmt.Errorf("%w: change log %s ends at seq %d but group %s committed %s/%d with seq %d: committed entries are missing (a log from another copy of the data directory?)",
-				ErrFatal, p.log.Dir(), seq, r.cfg.Group, p.key.topic, p.key.partition, m.seq)
+				ErrFatal, p.log.Dir(), seq, r.cfg.group, p.key.topic, p.key.partition, m.seq)
 		}
 		dropped, err := p.log.Rewind(func(e *auditlog.Entry) bool { return e.Seq > m.seq })
 		if err != nil {
@@ -156,16 +156,16 @@ func (r *Runner) checkRewindSpan(p *partition, committed int64) error {
 	if last < first {
 		return nil // nothing past the committed offset
 	}
-	span := 2*int64(r.cfg.MaxBatch) + 1000
+	span := 2*int64(r.cfg.maxBatch) + 1000
 	if last-first >= span {
 		state := fmt.Sprintf("the committed offset is %d", committed)
 		if committed < 0 {
-			state = "group " + r.cfg.Group + " has no committed offset"
+			state = "group " + r.cfg.group + " has no committed offset"
 		}
 		return fmt.Errorf("%w: change log %s reaches input offset %d but %s for %s/%d: more than one batch (%d records) "+
 			"would be taken back, so the group's offsets were reset, deleted or expired, or the log belongs to another group; "+
 			"refusing to erase committed history (restore the group's offsets to %d)",
-			ErrFatal, p.log.Dir(), last, state, p.key.topic, p.key.partition, r.cfg.MaxBatch, last+1)
+			ErrFatal, p.log.Dir(), last, state, p.key.topic, p.key.partition, r.cfg.maxBatch, last+1)
 	}
 	return nil
 }
@@ -173,11 +173,11 @@ func (r *Runner) checkRewindSpan(p *partition, committed int64) error {
 var errStopScan = errors.New("stop scan")
 
 func (r *Runner) refillWindow(p *partition) error {
-	p.seen = newWindow(r.cfg.DedupWindow)
+	p.seen = newWindow(r.cfg.dedupWindow)
 	seq, _, _ := p.log.Tail()
 	from := uint64(1)
-	if seq > uint64(r.cfg.DedupWindow) {
-		from = seq - uint64(r.cfg.DedupWindow) + 1
+	if seq > uint64(r.cfg.dedupWindow) {
+		from = seq - uint64(r.cfg.dedupWindow) + 1
 	}
 	return p.log.Scan(from, func(e *auditlog.Entry) error {
 		if e.Prov.SourcePosition != "" {
@@ -197,7 +197,7 @@ func (r *Runner) committedOffset(ctx context.Context, cl *kgo.Client, k partitio
 	adm := kadm.NewClient(cl)
 	b := backoff{min: 50 * time.Millisecond, max: 2 * time.Second}
 	for {
-		resps, err := adm.FetchOffsets(kadm.RequireStable(ctx), r.cfg.Group)
+		resps, err := adm.FetchOffsets(kadm.RequireStable(ctx), r.cfg.group)
 		if err == nil {
 			o, ok := resps.Lookup(k.topic, k.partition)
 			switch {
@@ -210,7 +210,7 @@ func (r *Runner) committedOffset(ctx context.Context, cl *kgo.Client, k partitio
 			}
 		}
 		if err != nil && !kerr.IsRetriable(err) && !errors.Is(err, kerr.UnstableOffsetCommit) {
-			return 0, "", false, fmt.Errorf("fetch committed offset of %s/%d for group %s: %w", k.topic, k.partition, r.cfg.Group, err)
+			return 0, "", false, fmt.Errorf("fetch committed offset of %s/%d for group %s: %w", k.topic, k.partition, r.cfg.group, err)
 		}
 		if b.attempt%10 == 9 {
 			r.log.Warn("waiting for a stable committed offset (a transaction is still pending)", "topic", k.topic, "partition", k.partition, "err", err)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,14 +16,19 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/governance"
 	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/meshlet/meshlet/ports/query"
+	"github.com/redis/go-redis/v9"
 )
 
 // serving is what a product does with committed batches beyond Kafka: sign
 // checkpoints of its change logs, keep the current state in Redis for the
-// query port, and serve that port.
+// query port, and serve the management port.
 type serving struct {
+	log                *slog.Logger
+	checkpointInterval time.Duration
+
 	signer         note.Signer
 	lastCheckpoint time.Time
 	// checkpointing is a background round of checkpoints; logs are not
@@ -43,50 +48,77 @@ type serving struct {
 // maxPendingFacts bounds what is kept for Redis while it is unreachable.
 const maxPendingFacts = 1_000_000
 
-func (r *Runner) startServing(ctx context.Context) error {
+// servingDeps is what serving needs to start.
+type servingDeps struct {
+	dataDir, product, registryURL string
+	httpAddr                      string
+	rdb                           *redis.Client // nil: no current-state store
+	keys                          governance.KeyStore
+	checkpointInterval            time.Duration
+	log                           *slog.Logger
+	// management builds the listener's routes around the query handler.
+	management func(query http.Handler) *mgmt.Server
+}
+
+func (r *Runner) servingDeps() servingDeps {
+	d := servingDeps{
+		dataDir: r.cfg.dataDir, product: r.product.Manifest.ID, registryURL: r.cfg.registryURL,
+		httpAddr: r.cfg.httpAddr, rdb: r.rdb, checkpointInterval: r.cfg.checkpointInterval,
+		log: r.log, management: r.management,
+	}
+	if k := r.gate.Keys(); k != nil {
+		d.keys = k
+	}
+	return d
+}
+
+func startServing(ctx context.Context, d servingDeps) (*serving, error) {
+	s := &serving{log: d.log, checkpointInterval: d.checkpointInterval}
 	var err error
-	r.serve.signer, _, err = auditlog.LoadOrCreateKey(r.cfg.DataDir, r.product.Manifest.ID)
+	s.signer, _, err = auditlog.LoadOrCreateKey(d.dataDir, d.product)
 	if err != nil {
-		return fmt.Errorf("checkpoint key: %w", err)
+		return nil, fmt.Errorf("checkpoint key: %w", err)
 	}
-	if r.cfg.RedisAddr != "" {
-		if err := r.rdb.Ping(ctx).Err(); err != nil {
-			r.log.Warn("redis unreachable; current state will catch up when it is back", "addr", r.cfg.RedisAddr, "err", err)
+	if d.rdb != nil {
+		if err := d.rdb.Ping(ctx).Err(); err != nil {
+			s.log.Warn("redis unreachable; current state will catch up when it is back", "addr", d.rdb.Options().Addr, "err", err)
 		}
-		r.serve.current = query.NewRedisStore(r.rdb, r.product.Manifest.ID)
+		s.current = query.NewRedisStore(d.rdb, d.product)
 	}
-	if r.cfg.HTTPAddr == "" {
-		return nil
+	if d.httpAddr == "" {
+		return s, nil
 	}
-	logs := filepath.Join(r.cfg.DataDir, "changelog")
+	logs := filepath.Join(d.dataDir, "changelog")
 	if err := os.MkdirAll(logs, 0o750); err != nil {
-		return err
+		return nil, err
 	}
-	if r.serve.store, err = auditlog.OpenStore(logs); err != nil {
-		return fmt.Errorf("query port: %w", err)
+	if s.store, err = auditlog.OpenStore(logs); err != nil {
+		return nil, fmt.Errorf("query port: %w", err)
 	}
-	dec, err := query.NewDecoder(query.SchemaDir(r.cfg.DataDir), r.cfg.RegistryURL)
+	dec, err := query.NewDecoder(query.SchemaDir(d.dataDir), d.registryURL)
 	if err != nil {
-		return fmt.Errorf("query port: %w", err)
+		s.stop()
+		return nil, fmt.Errorf("query port: %w", err)
 	}
-	if r.gov.keys != nil {
-		dec.Keys = r.gov.keys
+	if d.keys != nil {
+		dec.Keys = d.keys
 	}
-	q := &query.Handler{Store: r.serve.store, Current: r.serve.current, Decoder: dec, Log: r.log}
-	r.serve.mgmt = r.management(q)
-	ln, err := net.Listen("tcp", r.cfg.HTTPAddr)
+	q := &query.Handler{Store: s.store, Current: s.current, Decoder: dec, Log: s.log}
+	s.mgmt = d.management(q)
+	ln, err := net.Listen("tcp", d.httpAddr)
 	if err != nil {
-		return fmt.Errorf("management port %s: %w", r.cfg.HTTPAddr, err)
+		s.stop()
+		return nil, fmt.Errorf("management port %s: %w", d.httpAddr, err)
 	}
-	r.serve.addr = ln.Addr()
-	r.serve.http = &http.Server{Handler: r.serve.mgmt.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	s.addr = ln.Addr()
+	s.http = &http.Server{Handler: s.mgmt.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
-		if err := r.serve.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			r.log.Error("management port stopped", "addr", r.serve.addr, "err", err)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("management port stopped", "addr", s.addr, "err", err)
 		}
 	}()
-	r.log.Info("management port listening", "addr", r.serve.addr)
-	return nil
+	s.log.Info("management port listening", "addr", s.addr)
+	return s, nil
 }
 
 // HTTPAddr is where the management port listens, nil when it is off.
@@ -95,31 +127,29 @@ func (r *Runner) HTTPAddr() net.Addr { return r.serve.addr }
 // afterCommit runs once a batch's transaction committed: its entries go to
 // Redis, and the logs are checkpointed when the interval has passed. Neither
 // may fail the batch: Redis catches up later, checkpoints are retried.
-func (r *Runner) afterCommit(ctx context.Context) {
-	if r.serve.current != nil {
-		r.mu.Lock()
-		for _, p := range r.parts {
-			name := p.key.topic + "-" + strconv.Itoa(int(p.key.partition))
+func (s *serving) afterCommit(ctx context.Context, parts *partitions) {
+	if s.current != nil {
+		parts.each(func(p *partition) {
+			name := p.key.String()
 			for i := range p.committed {
 				f := auditlog.Fact{Log: name, Entry: p.committed[i]}
-				r.serve.pending = append(r.serve.pending, f.Clone())
+				s.pending = append(s.pending, f.Clone())
 			}
 			p.committed = p.committed[:0]
-		}
-		r.mu.Unlock()
-		if err := r.serve.current.Apply(ctx, r.serve.pending...); err != nil {
-			if len(r.serve.pending) > maxPendingFacts {
-				r.log.Error("redis unreachable too long; current state dropped the oldest updates, restart to rebuild it",
-					"dropped", len(r.serve.pending)-maxPendingFacts)
-				r.serve.pending = r.serve.pending[len(r.serve.pending)-maxPendingFacts:]
+		})
+		if err := s.current.Apply(ctx, s.pending...); err != nil {
+			if len(s.pending) > maxPendingFacts {
+				s.log.Error("redis unreachable too long; current state dropped the oldest updates, restart to rebuild it",
+					"dropped", len(s.pending)-maxPendingFacts)
+				s.pending = s.pending[len(s.pending)-maxPendingFacts:]
 			}
-			r.log.Warn("redis apply failed; will retry with the next batch", "pending", len(r.serve.pending), "err", err)
+			s.log.Warn("redis apply failed; will retry with the next batch", "pending", len(s.pending), "err", err)
 		} else {
-			r.serve.pending = r.serve.pending[:0]
+			s.pending = s.pending[:0]
 		}
 	}
-	if time.Since(r.serve.lastCheckpoint) >= r.cfg.CheckpointInterval && !r.serve.busy.Load() {
-		r.checkpointInBackground()
+	if time.Since(s.lastCheckpoint) >= s.checkpointInterval && !s.busy.Load() {
+		s.checkpointInBackground(parts)
 	}
 }
 
@@ -128,27 +158,25 @@ func (r *Runner) afterCommit(ctx context.Context) {
 // every entry since the last checkpoint, which would stall the loop for as
 // long. The sizes are taken here, after the commit, so a checkpoint never
 // covers an entry that a later abort could take back.
-func (r *Runner) checkpointInBackground() {
+func (s *serving) checkpointInBackground(parts *partitions) {
 	type target struct {
 		log  *auditlog.Log
 		size uint64
 	}
 	var targets []target
-	r.mu.Lock()
-	for _, p := range r.parts {
+	parts.each(func(p *partition) {
 		seq, _, _ := p.log.Tail()
 		targets = append(targets, target{p.log, seq})
-	}
-	r.mu.Unlock()
-	r.serve.lastCheckpoint = time.Now()
-	r.serve.busy.Store(true)
-	r.serve.checkpointing.Add(1)
+	})
+	s.lastCheckpoint = time.Now()
+	s.busy.Store(true)
+	s.checkpointing.Add(1)
 	go func() {
-		defer r.serve.checkpointing.Done()
-		defer r.serve.busy.Store(false)
+		defer s.checkpointing.Done()
+		defer s.busy.Store(false)
 		for _, t := range targets {
-			if _, err := t.log.CheckpointAt(r.serve.signer, t.size); err != nil {
-				r.log.Error("checkpoint failed; will retry", "dir", t.log.Dir(), "err", err)
+			if _, err := t.log.CheckpointAt(s.signer, t.size); err != nil {
+				s.log.Error("checkpoint failed; will retry", "dir", t.log.Dir(), "err", err)
 			}
 		}
 	}()
@@ -157,32 +185,33 @@ func (r *Runner) checkpointInBackground() {
 // checkpoint signs a checkpoint of p's whole log. It runs between batches
 // (on revoke, on close), when every entry is committed, after any
 // background round has finished.
-func (r *Runner) checkpoint(p *partition) {
-	if r.serve.signer == nil {
+func (s *serving) checkpoint(p *partition) {
+	if s == nil || s.signer == nil {
 		return
 	}
-	r.serve.checkpointing.Wait()
-	if _, err := p.log.Checkpoint(r.serve.signer); err != nil {
-		r.log.Error("checkpoint failed; will retry", "dir", p.log.Dir(), "err", err)
+	s.checkpointing.Wait()
+	if _, err := p.log.Checkpoint(s.signer); err != nil {
+		s.log.Error("checkpoint failed; will retry", "dir", p.log.Dir(), "err", err)
 	}
 }
 
-func (r *Runner) stopServing() {
-	if r.serve.http != nil {
+func (s *serving) stop() {
+	if s == nil {
+		return
+	}
+	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		r.serve.http.Shutdown(ctx)
+		s.http.Shutdown(ctx)
 		cancel()
 	}
-	if r.serve.store != nil {
-		r.serve.store.Close()
+	if s.store != nil {
+		s.store.Close()
 	}
-	if r.serve.current != nil {
-		if len(r.serve.pending) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := r.serve.current.Apply(ctx, r.serve.pending...); err != nil {
-				r.log.Warn("redis: current state left behind on stop", "pending", len(r.serve.pending), "err", err)
-			}
-			cancel()
+	if s.current != nil && len(s.pending) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.current.Apply(ctx, s.pending...); err != nil {
+			s.log.Warn("redis: current state left behind on stop", "pending", len(s.pending), "err", err)
 		}
+		cancel()
 	}
 }

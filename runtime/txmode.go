@@ -65,7 +65,8 @@ func (r *Runner) setupWholeTx() ([]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			r.decoders[in.TransactionTopic] = dec
+			r.inputs[in.TransactionTopic] = &inputPort{name: in.Name + " (transactions)", topic: in.TransactionTopic, format: in.Format, decoder: dec,
+				handler: r.inputs[in.Topic].handler}
 		}
 	}
 	w.idle = backoff{min: 20 * time.Millisecond, max: time.Second}
@@ -79,8 +80,10 @@ type decodedRecord struct {
 }
 
 // wholeStops decides how far each partition of the batch is processed: it
-// returns the offset to stop at per partition (absent: all of it).
-func (r *Runner) wholeStops(ctx context.Context, fetches kgo.Fetches) (map[partitionKey]int64, int, error) {
+// returns the offset to stop at per partition (absent: all of it). decoded
+// keeps each record's changes, so a record is decoded once however often
+// the batch is planned again, and processing reuses them.
+func (r *Runner) wholeStops(ctx context.Context, fetches kgo.Fetches, decoded map[*kgo.Record][]cdc.Change) (map[partitionKey]int64, int, error) {
 	w := &r.whole
 	consumed := map[string]bool{}
 	for _, c := range w.collections {
@@ -98,13 +101,20 @@ func (r *Runner) wholeStops(ctx context.Context, fetches kgo.Fetches) (map[parti
 		order = append(order, k)
 		for _, rec := range fp.Records {
 			d := decodedRecord{rec: rec}
-			// A malformed record holds no transaction; it is dead-lettered
-			// when processed.
-			var derr error
-			d.changes, derr = cdc.DecodeAll(ctx, r.decoders[fp.Topic], rec.Key, rec.Value, nil)
-			if derr != nil && !errors.Is(derr, cdc.ErrMalformed) {
-				err = fmt.Errorf("%w: decode %s/%d@%d: %w", errTransient, rec.Topic, rec.Partition, rec.Offset, derr)
-				return
+			if changes, ok := decoded[rec]; ok {
+				d.changes = changes
+			} else {
+				// A malformed record holds no transaction; it is not kept,
+				// so the decode stage dead-letters it when processed.
+				var derr error
+				d.changes, derr = cdc.DecodeAll(ctx, r.inputs[fp.Topic].decoder, rec.Key, rec.Value, nil)
+				switch {
+				case derr == nil:
+					decoded[rec] = d.changes
+				case !errors.Is(derr, cdc.ErrMalformed):
+					err = fmt.Errorf("%w: decode %s/%d@%d: %w", errTransient, rec.Topic, rec.Partition, rec.Offset, derr)
+					return
+				}
 			}
 			for _, c := range d.changes {
 				if _, _, aerr := asm.Add(c); aerr != nil && !errors.Is(aerr, cdc.ErrTxOverflow) {
@@ -207,9 +217,10 @@ func (r *Runner) putBack(stops map[partitionKey]int64) {
 // holdPlan is how far each partition of a batch is processed in
 // whole-transaction mode (see wholeStops).
 type holdPlan struct {
-	stops map[partitionKey]int64
-	held  int // records put back
-	err   error
+	stops   map[partitionKey]int64
+	held    int // records put back
+	decoded map[*kgo.Record][]cdc.Change
+	err     error
 }
 
 // gatherWhole polls again, briefly, while the batch holds changes of
@@ -218,10 +229,11 @@ type holdPlan struct {
 // of it is in one batch. It stops when a poll brings nothing new or the
 // batch is full, and returns the plan for the batch it gathered.
 func (r *Runner) gatherWhole(ctx context.Context, fetches kgo.Fetches) (kgo.Fetches, holdPlan) {
+	decoded := map[*kgo.Record][]cdc.Change{}
 	for {
-		var h holdPlan
-		h.stops, h.held, h.err = r.wholeStops(ctx, fetches)
-		room := r.cfg.MaxBatch - fetches.NumRecords()
+		h := holdPlan{decoded: decoded}
+		h.stops, h.held, h.err = r.wholeStops(ctx, fetches, decoded)
+		room := r.cfg.maxBatch - fetches.NumRecords()
 		if h.err != nil || h.held == 0 || room <= 0 {
 			return fetches, h
 		}

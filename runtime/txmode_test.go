@@ -11,10 +11,11 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/meshlet/meshlet/ports/kafka"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/examples/inventory"
-	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/transforms"
 )
@@ -60,7 +61,7 @@ func TestWholeSourceTransactions(t *testing.T) {
 	s := startStack(t)
 	s.product = wholeTxProduct(t)
 	in := s.product.Manifest.InputPorts[0].Topic
-	if err := ports.EnsureTopics(context.Background(), s.client, map[string]int32{"dbserver1.transaction": 1}); err != nil {
+	if err := kafka.EnsureTopics(context.Background(), s.client, map[string]int32{"dbserver1.transaction": 1}); err != nil {
 		t.Fatal(err)
 	}
 	// t0 is complete; t1's END has not arrived.
@@ -69,10 +70,10 @@ func TestWholeSourceTransactions(t *testing.T) {
 		txBoundary("BEGIN", "t1", 0), txChange(in, "t1", 201, 1), txChange(in, "t1", 202, 2), txChange(in, "t1", 203, 3),
 	})
 	run := func() (*runtime.Runner, func() error) {
-		r, err := runtime.Start(context.Background(), s.product, runtime.Config{
-			Brokers: s.brokers, RegistryURL: s.registry, DataDir: s.dataDir,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
+		r, err := runtime.Start(context.Background(), s.product,
+			runtime.SeedBrokers(s.brokers...), runtime.SchemaRegistry(s.registry), runtime.DataDir(s.dataDir),
+			runtime.Logger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		)
 		if err != nil {
 			t.Fatal(err)
 		}

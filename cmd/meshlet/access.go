@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/meshlet/meshlet/ports"
+	"github.com/meshlet/meshlet/ports/kafka"
 	"github.com/meshlet/meshlet/ports/lineage"
 	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/meshlet/meshlet/runtime"
@@ -48,47 +51,56 @@ func (a *accessFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.lineageNamespace, "openlineage-namespace", "", "OpenLineage job namespace (default meshlet://<domain>)")
 }
 
-// apply fills cfg's security, tokens and lineage from the flags and the
-// environment.
-func (a *accessFlags) apply(cfg *runtime.Config) error {
-	var err error
+// options turns the flags and the environment into the product's security,
+// tokens and lineage options.
+func (a *accessFlags) options() ([]runtime.Option, error) {
+	var opts []runtime.Option
 	switch {
 	case a.tokens != "":
-		if cfg.Tokens, err = mgmt.LoadTokens(a.tokens); err != nil {
-			return err
+		t, err := mgmt.LoadTokens(a.tokens)
+		if err != nil {
+			return nil, err
 		}
+		opts = append(opts, runtime.Tokens(t))
 	case os.Getenv("MESHLET_TOKENS") != "":
-		if cfg.Tokens, err = mgmt.ParseTokenList(os.Getenv("MESHLET_TOKENS")); err != nil {
-			return fmt.Errorf("MESHLET_TOKENS: %w", err)
+		t, err := mgmt.ParseTokenList(os.Getenv("MESHLET_TOKENS"))
+		if err != nil {
+			return nil, fmt.Errorf("MESHLET_TOKENS: %w", err)
 		}
+		opts = append(opts, runtime.Tokens(t))
 	}
-	sec := &cfg.Security
+	var sec kafka.Security
+	var err error
 	if a.kafkaTLS || a.kafkaCA != "" || a.kafkaCert != "" {
-		if sec.KafkaTLS, err = runtime.TLSFiles(a.kafkaCA, a.kafkaCert, a.kafkaKey); err != nil {
-			return fmt.Errorf("--kafka-ca/--kafka-cert: %w", err)
+		if sec.TLS, err = ports.TLSFiles(a.kafkaCA, a.kafkaCert, a.kafkaKey); err != nil {
+			return nil, fmt.Errorf("--kafka-ca/--kafka-cert: %w", err)
 		}
 	}
 	if a.saslMechanism != "" {
 		pass := os.Getenv("MESHLET_SASL_PASSWORD")
 		if a.saslUser == "" || pass == "" {
-			return fmt.Errorf("--sasl-mechanism %s needs --sasl-user and MESHLET_SASL_PASSWORD", a.saslMechanism)
+			return nil, fmt.Errorf("--sasl-mechanism %s needs --sasl-user and MESHLET_SASL_PASSWORD", a.saslMechanism)
 		}
-		sec.KafkaSASL = &runtime.SASL{Mechanism: strings.ToUpper(a.saslMechanism), User: a.saslUser, Password: pass}
+		sec.SASL = &kafka.SASL{Mechanism: strings.ToUpper(a.saslMechanism), User: a.saslUser, Password: pass}
 	}
-	if a.registryUser != "" {
-		sec.RegistryUser, sec.RegistryPassword = a.registryUser, os.Getenv("MESHLET_REGISTRY_PASSWORD")
-	}
+	opts = append(opts, runtime.KafkaSecurity(sec))
+	var registryTLS, redisTLS *tls.Config
 	if a.registryCA != "" {
-		if sec.RegistryTLS, err = runtime.TLSFiles(a.registryCA, "", ""); err != nil {
-			return fmt.Errorf("--registry-ca: %w", err)
+		if registryTLS, err = ports.TLSFiles(a.registryCA, "", ""); err != nil {
+			return nil, fmt.Errorf("--registry-ca: %w", err)
 		}
 	}
-	sec.RedisUser, sec.RedisPassword = a.redisUser, os.Getenv("MESHLET_REDIS_PASSWORD")
+	var registryPassword string
+	if a.registryUser != "" {
+		registryPassword = os.Getenv("MESHLET_REGISTRY_PASSWORD")
+	}
+	opts = append(opts, runtime.RegistryAuth(a.registryUser, registryPassword, registryTLS))
 	if a.redisTLS || a.redisCA != "" {
-		if sec.RedisTLS, err = runtime.TLSFiles(a.redisCA, "", ""); err != nil {
-			return fmt.Errorf("--redis-ca: %w", err)
+		if redisTLS, err = ports.TLSFiles(a.redisCA, "", ""); err != nil {
+			return nil, fmt.Errorf("--redis-ca: %w", err)
 		}
 	}
+	opts = append(opts, runtime.RedisAuth(a.redisUser, os.Getenv("MESHLET_REDIS_PASSWORD"), redisTLS))
 	var ts lineage.Multi
 	if a.lineageURL != "" {
 		ts = append(ts, &lineage.HTTPTransport{URL: a.lineageURL, APIKey: os.Getenv("OPENLINEAGE_API_KEY")})
@@ -99,10 +111,9 @@ func (a *accessFlags) apply(cfg *runtime.Config) error {
 	switch len(ts) {
 	case 0:
 	case 1:
-		cfg.Lineage = ts[0]
+		opts = append(opts, runtime.Lineage(ts[0], 0, a.lineageNamespace))
 	default:
-		cfg.Lineage = ts
+		opts = append(opts, runtime.Lineage(ts, 0, a.lineageNamespace))
 	}
-	cfg.LineageNamespace = a.lineageNamespace
-	return nil
+	return opts, nil
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlet/meshlet/ports/kafka"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -93,7 +95,7 @@ func newCrashWorld(t *testing.T) *crashWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.client.Close)
-	if err := ports.EnsureTopics(context.Background(), w.client, map[string]int32{w.in: 3, w.out: 3, w.dlq: 1}); err != nil {
+	if err := kafka.EnsureTopics(context.Background(), w.client, map[string]int32{w.in: 3, w.out: 3, w.dlq: 1}); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -383,7 +385,7 @@ func (w *crashWorld) check() {
 	seen := map[string]int{}
 	for _, r := range dead {
 		m := regexp.MustCompile(`broken-\d+`).Find(r.Value)
-		if m == nil || ports.Header(r, ports.HeaderErrorClass) != "malformed" || ports.Header(r, ports.HeaderOriginOffset) == "" {
+		if m == nil || kafka.Header(r, ports.HeaderErrorClass) != "malformed" || kafka.Header(r, ports.HeaderOriginOffset) == "" {
 			t.Errorf("unexpected dead letter %q headers %v", r.Value, r.Headers)
 			continue
 		}

@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/meshlet/meshlet/ports/kafka"
+
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -21,7 +23,6 @@ import (
 	"github.com/meshlet/meshlet/cdc/samples"
 	"github.com/meshlet/meshlet/examples/inventory"
 	"github.com/meshlet/meshlet/internal/localredis"
-	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/schemas"
@@ -114,7 +115,7 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	}
 	defer admin.Close()
 	in, out := m.InputPorts[0], m.OutputPorts[0]
-	if err := ports.EnsureTopics(ctx, admin, map[string]int32{in.Topic: 3, out.Topic: 3, m.DeadLetter.Topic: 1}); err != nil {
+	if err := kafka.EnsureTopics(ctx, admin, map[string]int32{in.Topic: 3, out.Topic: 3, m.DeadLetter.Topic: 1}); err != nil {
 		return err
 	}
 
@@ -128,10 +129,10 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runner, err := runtime.Start(ctx, product, runtime.Config{
-		Brokers: brokers, RegistryURL: registry.URL(), DataDir: o.dataDir, Logger: logger,
-		RedisAddr: redisAddr, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", o.httpPort), Tokens: tokens,
-	})
+	runner, err := runtime.Start(ctx, product,
+		runtime.SeedBrokers(brokers...), runtime.SchemaRegistry(registry.URL()), runtime.DataDir(o.dataDir), runtime.Logger(logger),
+		runtime.Redis(redisAddr), runtime.ManagementAddr(fmt.Sprintf("127.0.0.1:%d", o.httpPort)), runtime.Tokens(tokens),
+	)
 	if err != nil {
 		return err
 	}
@@ -196,7 +197,7 @@ func feedRecorded(ctx context.Context, cl *kgo.Client, file, topic string) (int,
 		}
 		name = file
 	}
-	recs, err := ports.RecordedCDC(bytes.NewReader(data), name, topic, inventory.KeyFields)
+	recs, err := kafka.RecordedCDC(bytes.NewReader(data), name, topic, inventory.KeyFields)
 	if err != nil {
 		return 0, err
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/governance"
 	"github.com/meshlet/meshlet/ports/query"
-	"github.com/meshlet/meshlet/ports/seal"
 	"github.com/meshlet/meshlet/schemas"
 )
 
@@ -359,10 +359,10 @@ func sameJSON(a, b string) bool {
 
 // logWire is the Confluent wire-format record of a change-log payload. For a
 // product with pii fields the payload is a sealed envelope around the row
-// with those fields cleared (ports/seal): replays to files and topics carry
+// with those fields cleared (package governance): replays to files and topics carry
 // that row, never the personal data.
 func logWire(payload []byte) []byte {
-	if _, wire, ok := seal.Split(payload); ok {
+	if _, wire, ok := governance.Split(payload); ok {
 		return wire
 	}
 	return payload

@@ -33,28 +33,35 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := runtime.Config{
-		RedisAddr: *redisAddr, HTTPAddr: *httpAddr,
-		Brokers: strings.Split(*brokers, ","), RegistryURL: *registry, DataDir: *dataDir,
-		Instance: *instance, MaxBatch: *maxBatch, SessionTimeout: *sessionTimeout, TransactionTimeout: *txnTimeout,
-		Logger: newLogger(stderr, *verbose),
+	opts := []runtime.Option{
+		runtime.SeedBrokers(strings.Split(*brokers, ",")...), runtime.SchemaRegistry(*registry), runtime.DataDir(*dataDir),
+		runtime.Redis(*redisAddr), runtime.ManagementAddr(*httpAddr), runtime.Instance(*instance),
+		runtime.SessionTimeout(*sessionTimeout), runtime.TransactionTimeout(*txnTimeout),
+		runtime.Logger(newLogger(stderr, *verbose)),
 	}
-	if err := access.apply(&cfg); err != nil {
+	if *maxBatch > 0 {
+		opts = append(opts, runtime.MaxBatch(*maxBatch))
+	}
+	more, err := access.options()
+	if err != nil {
 		return err
 	}
+	opts = append(opts, more...)
+	var d runtime.Delivery
 	switch *delivery {
 	case "exactly-once":
-		cfg.Delivery = runtime.ExactlyOnce
+		d = runtime.ExactlyOnce
 	case "at-least-once":
-		cfg.Delivery = runtime.AtLeastOnce
+		d = runtime.AtLeastOnce
 	default:
 		return fmt.Errorf("--delivery %q: want exactly-once or at-least-once", *delivery)
 	}
+	opts = append(opts, runtime.WithDelivery(d))
 	product, err := inventory.New()
 	if err != nil {
 		return err
 	}
-	r, err := runtime.Start(ctx, product, cfg)
+	r, err := runtime.Start(ctx, product, opts...)
 	if err != nil {
 		return err
 	}
@@ -63,7 +70,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "management port http://%s (discovery /v1/product, /metrics, /v1/status; query /v1/entities/{key} and control /v1/control/* need a token)\n", a)
 	}
 	fmt.Fprintf(stdout, "running %s (%s, instance %s): %s -> %s (dead letters: %s); Ctrl-C to stop\n",
-		m.ID, cfg.Delivery, *instance, m.InputPorts[0].Topic, m.OutputPorts[0].Topic, m.DeadLetter.Topic)
+		m.ID, d, *instance, m.InputPorts[0].Topic, m.OutputPorts[0].Topic, m.DeadLetter.Topic)
 	start := time.Now()
 	err = r.Run(ctx)
 	st := r.Stats()

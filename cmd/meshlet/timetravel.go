@@ -19,8 +19,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/governance"
 	"github.com/meshlet/meshlet/ports/query"
-	"github.com/meshlet/meshlet/ports/seal"
 )
 
 // Shared by asof, history, corrections, replay and the audit proofs.
@@ -168,7 +168,7 @@ func (o *storeFlags) decoder(dir string) (*query.Decoder, error) {
 	if o.product == "" {
 		return nil, fmt.Errorf("--keys needs --product: the keys are kept per product")
 	}
-	dec.Keys = seal.RedisKeys(redis.NewClient(&redis.Options{Addr: o.keys}), o.product)
+	dec.Keys = governance.RedisKeys(redis.NewClient(&redis.Options{Addr: o.keys}), o.product)
 	return dec, nil
 }
 

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/meshlet/meshlet/ports/kafka"
+
 	"github.com/meshlet/meshlet/cdc"
-	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/transforms"
 )
 
@@ -15,7 +16,7 @@ import (
 // domain team tests its product: decode each message, call the handler,
 // check what comes out.
 func TestHandleRecordedCDC(t *testing.T) {
-	recs, err := ports.RecordedCDC(bytes.NewReader(RecordedCDC()), "recorded", "t", KeyFields)
+	recs, err := kafka.RecordedCDC(bytes.NewReader(RecordedCDC()), "recorded", "t", KeyFields)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package jsontext writes JSON text by hand where encoding/json would
 // allocate per value: the CDC decoders' row images and the sealed pii
-// fields of ports/seal.
+// fields of package governance.
 package jsontext
 
 import "unicode/utf8"

@@ -19,7 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/sr"
 
-	"github.com/meshlet/meshlet/ports/seal"
+	"github.com/meshlet/meshlet/governance"
 	"github.com/meshlet/meshlet/schemas"
 )
 
@@ -32,7 +32,7 @@ import (
 type Decoder struct {
 	// Keys opens the PII fields of sealed payloads. Without it they read
 	// as null, named under "_sealed". Set it before the first Fields.
-	Keys seal.KeyStore
+	Keys governance.KeyStore
 
 	dir    string
 	local  *schemas.Registry
@@ -67,7 +67,7 @@ func NewDecoder(dir, registryURL string) (*Decoder, error) {
 // reached, or an envelope that fails authentication, is an error, never
 // an erasure.
 func (d *Decoder) Fields(ctx context.Context, payload []byte) (map[string]any, error) {
-	o, err := seal.Open(ctx, d.Keys, payload)
+	o, err := governance.Open(ctx, d.Keys, payload)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/internal/localredis"
 	"github.com/meshlet/meshlet/internal/localredis/redistest"
-	"github.com/meshlet/meshlet/ports/seal"
+	"github.com/meshlet/meshlet/governance"
 	"github.com/meshlet/meshlet/schemas"
 )
 
@@ -56,11 +56,11 @@ func person(id, name string) customer {
 type sealedProduct struct {
 	root   string
 	enc    *schemas.Encoder
-	sealer *seal.Sealer
-	keys   seal.KeyStore
+	sealer *governance.Sealer
+	keys   governance.KeyStore
 }
 
-func newSealedProduct(t *testing.T, keys seal.KeyStore) *sealedProduct {
+func newSealedProduct(t *testing.T, keys governance.KeyStore) *sealedProduct {
 	t.Helper()
 	root := t.TempDir()
 	s, err := schemas.Parse("customer.avsc", customerSchema)
@@ -77,7 +77,7 @@ func newSealedProduct(t *testing.T, keys seal.KeyStore) *sealedProduct {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := seal.NewSealer(keys, customer{}, customerPII)
+	sealer, err := governance.NewSealer(keys, customer{}, customerPII)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +101,10 @@ func (p *sealedProduct) sealed(t *testing.T, c customer) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return seal.Frame(nil, env, p.plain(t, cleared.(customer)))
+	return governance.Frame(nil, env, p.plain(t, cleared.(customer)))
 }
 
-func (p *sealedProduct) decoder(t *testing.T, keys seal.KeyStore) *Decoder {
+func (p *sealedProduct) decoder(t *testing.T, keys governance.KeyStore) *Decoder {
 	t.Helper()
 	d, err := NewDecoder(SchemaDir(p.root), "")
 	if err != nil {
@@ -140,7 +140,7 @@ func withPII(m map[string]any, v any, extra map[string]any) map[string]any {
 
 func TestFieldsOpensSealedPayloads(t *testing.T) {
 	ctx := context.Background()
-	keys := seal.RedisKeys(redistest.Client(t), "crm")
+	keys := governance.RedisKeys(redistest.Client(t), "crm")
 	p := newSealedProduct(t, keys)
 	d := p.decoder(t, keys)
 	ada, bob := person("c-1", "ada"), person("c-2", "bob")
@@ -176,9 +176,9 @@ func TestFieldsOpensSealedPayloads(t *testing.T) {
 
 	// A damaged envelope is an error, not an erasure.
 	bad := bytes.Clone(bobSealed)
-	env, _, _ := seal.Split(bad)
+	env, _, _ := governance.Split(bad)
 	bad[len(env)-40] ^= 1 // in the ciphertext
-	if m, err := d.Fields(ctx, bad); !errors.Is(err, seal.ErrCorrupt) {
+	if m, err := d.Fields(ctx, bad); !errors.Is(err, governance.ErrCorrupt) {
 		t.Fatalf("damaged envelope: %v, %v", m, err)
 	}
 }
@@ -191,12 +191,12 @@ func TestFieldsWithKeyStoreDownFails(t *testing.T) {
 	defer srv.Stop()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialerRetries: 1})
 	defer rdb.Close()
-	keys := seal.RedisKeys(rdb, "crm")
+	keys := governance.RedisKeys(rdb, "crm")
 	p := newSealedProduct(t, keys)
 	payload := p.sealed(t, person("c-1", "ada"))
 	srv.Stop()
 	m, err := p.decoder(t, keys).Fields(context.Background(), payload)
-	if err == nil || m != nil || errors.Is(err, seal.ErrForgotten) {
+	if err == nil || m != nil || errors.Is(err, governance.ErrForgotten) {
 		t.Fatalf("Redis down: %v, %v; want an error, not erased fields", m, err)
 	}
 }
@@ -204,7 +204,7 @@ func TestFieldsWithKeyStoreDownFails(t *testing.T) {
 // TestQueryPortServesSealedHistory reads a sealed change log through the
 // query port, before and after the subject is forgotten.
 func TestQueryPortServesSealedHistory(t *testing.T) {
-	keys := seal.MemoryKeys()
+	keys := governance.MemoryKeys()
 	p := newSealedProduct(t, keys)
 	ada := person("c-1", "ada")
 	moved := ada

@@ -40,16 +40,15 @@ func run() error {
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
 	flag.Parse()
 
-	cfg := runtime.Config{
-		Brokers: strings.Split(*brokers, ","), RegistryURL: *registry, DataDir: *dataDir,
-		Group: *group, Instance: *instance,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	opts := []runtime.Option{
+		runtime.SeedBrokers(strings.Split(*brokers, ",")...), runtime.SchemaRegistry(*registry), runtime.DataDir(*dataDir),
+		runtime.ConsumerGroup(*group), runtime.Instance(*instance),
+		runtime.Logger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
 	}
 	switch *delivery {
 	case "exactly-once":
-		cfg.Delivery = runtime.ExactlyOnce
 	case "at-least-once":
-		cfg.Delivery = runtime.AtLeastOnce
+		opts = append(opts, runtime.WithDelivery(runtime.AtLeastOnce))
 	default:
 		return fmt.Errorf("-delivery %q: want exactly-once or at-least-once", *delivery)
 	}
@@ -77,7 +76,7 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := runtime.Start(ctx, p, cfg)
+	r, err := runtime.Start(ctx, p, opts...)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package seal
+package governance
 
 import (
 	"bytes"
@@ -643,8 +643,8 @@ func TestSealerRefuses(t *testing.T) {
 		row       any
 		want      string
 	}{
-		{"another type", "c-1", bad{}, "given a seal.bad"},
-		{"nil pointer", "c-1", (*customer)(nil), "nil *seal.customer"},
+		{"another type", "c-1", bad{}, "given a governance.bad"},
+		{"nil pointer", "c-1", (*customer)(nil), "nil *governance.customer"},
 		{"nil", "c-1", nil, "given a <nil>"},
 		{"no subject", "", ada(), "empty entity key"},
 		{"subject too long", strings.Repeat("x", MaxSubject+1), ada(), "at most 1024"},

@@ -1,4 +1,4 @@
-package seal
+package governance
 
 import (
 	"reflect"
@@ -139,11 +139,11 @@ func TestPolicyApply(t *testing.T) {
 
 func TestPolicyRefusesToDropANonNullableField(t *testing.T) {
 	for _, tc := range []struct{ spec, want string }{
-		{"pii=drop", `drops field "email" (seal.profile.Email, a string), which cannot be null`},
-		{"field:age=drop", `drops field "age" (seal.profile.Age, a int32)`},
+		{"pii=drop", `drops field "email" (governance.profile.Email, a string), which cannot be null`},
+		{"field:age=drop", `drops field "age" (governance.profile.Age, a int32)`},
 		{"field:born=drop", `drops field "born"`},
 		{"field:photo=drop", `drops field "photo"`},
-		{"field:mail=mask", `rule field:mail: seal.profile has no field tagged avro:"mail"`},
+		{"field:mail=mask", `rule field:mail: governance.profile has no field tagged avro:"mail"`},
 	} {
 		p, err := ParsePolicy(tc.spec)
 		if err != nil {

@@ -1,4 +1,4 @@
-package runtime
+package kafka
 
 import (
 	"context"
@@ -7,8 +7,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// kslog forwards franz-go's warnings and errors to slog; its info and debug
-// chatter stays out of a product's log.
+// Logger forwards franz-go's warnings and errors to slog; its info and
+// debug chatter stays out of a product's log.
+func Logger(l *slog.Logger) kgo.Logger { return kslog{l} }
+
 type kslog struct{ l *slog.Logger }
 
 func (k kslog) Level() kgo.LogLevel { return kgo.LogLevelWarn }

@@ -1,11 +1,8 @@
-package ports
+package kafka
 
 import (
-	"errors"
 	"strings"
 	"testing"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestRecordedCDCKeys(t *testing.T) {
@@ -39,25 +36,5 @@ func TestRecordedCDCErrorsNameFileAndLine(t *testing.T) {
 	_, err = RecordedCDC(strings.NewReader("{oops"), "rec.txt", "t", []string{"id"})
 	if err == nil || !strings.HasPrefix(err.Error(), "rec.txt:1: not a JSON message") {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestDeadLetterKeepsRecordAndNamesOrigin(t *testing.T) {
-	in := &kgo.Record{Topic: "in", Partition: 2, Offset: 41, Key: []byte("k"), Value: []byte("{bad"),
-		Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("abc")}}}
-	d := DeadLetter("dlq", "urn:dataproduct:x:y", in, "malformed", errors.New(`field "op": missing`))
-	if d.Topic != "dlq" || string(d.Key) != "k" || string(d.Value) != "{bad" {
-		t.Fatalf("dead letter %+v does not keep the original record", d)
-	}
-	for key, want := range map[string]string{
-		"trace": "abc", HeaderErrorClass: "malformed", HeaderErrorMessage: `field "op": missing`,
-		HeaderOriginTopic: "in", HeaderOriginPartition: "2", HeaderOriginOffset: "41", HeaderProduct: "urn:dataproduct:x:y",
-	} {
-		if got := Header(d, key); got != want {
-			t.Errorf("header %s = %q, want %q", key, got, want)
-		}
-	}
-	if len(in.Headers) != 1 {
-		t.Fatal("DeadLetter changed the input record's headers")
 	}
 }

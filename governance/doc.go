@@ -1,5 +1,7 @@
-// Package seal gives an immutable change log the right to be forgotten,
-// by crypto-shredding.
+// Package governance carries out what governance decides about a product's
+// data: the right to be forgotten on an immutable change log, by
+// crypto-shredding (sealing, data-subject keys, forgetting), and the output
+// port's policy for classified fields (pass, mask, drop).
 //
 // The change log (auditlog) is append-only and hash-chained: nothing in it
 // may ever be rewritten. So the fields a product's contract classifies as
@@ -15,7 +17,7 @@
 //
 //	cleared, sealed, err := sealer.Seal(ctx, key, row) // PII encrypted; cleared has the PII fields zeroed
 //	wire, err := encoder.Append(nil, cleared, meta)     // the Confluent wire bytes of the cleared row
-//	payload := seal.Frame(nil, sealed, wire)            // what the change log stores
+//	payload := governance.Frame(nil, sealed, wire)            // what the change log stores
 //
 // Seal cannot know the wire bytes (they encode the row it returns), so the
 // envelope is tied to them in two steps: the plaintext Seal encrypts starts
@@ -98,4 +100,4 @@
 // passes, masks or drops a field; bound to a row type (Policy.Bind) it
 // rewrites rows (Redactor.Apply). It is immutable: to change a port's
 // policy, swap the Redactor.
-package seal
+package governance

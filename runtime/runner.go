@@ -1,0 +1,580 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/cdc"
+	"github.com/meshlet/meshlet/contracts"
+	"github.com/meshlet/meshlet/governance"
+	"github.com/meshlet/meshlet/internal/failpoint"
+	"github.com/meshlet/meshlet/ports"
+	"github.com/meshlet/meshlet/ports/kafka"
+	"github.com/meshlet/meshlet/schemas"
+	"github.com/meshlet/meshlet/transforms"
+)
+
+// ErrFatal marks an error the product must stop for: continuing would let
+// the change log and the output disagree (a corrupt log, a log that belongs
+// to another group) or publish what consumers cannot read (an incompatible
+// schema). Everything else is retried or dead-lettered.
+var ErrFatal = errors.New("fatal")
+
+// errTransient marks a failure that is no fault of the event (the registry
+// is unreachable): the batch is abandoned and consumed again after a pause.
+var errTransient = errors.New("transient")
+
+// Stats counts what a running product has done. Counters move only when a
+// batch's transaction commits, so they describe committed output.
+type Stats struct {
+	EventsIn    atomic.Int64 // input records consumed
+	Records     atomic.Int64 // records published (and appended to the change log)
+	DeadLetters atomic.Int64 // input records sent to the dead-letter topic
+	Skipped     atomic.Int64 // tombstones and heartbeats: recognised, nothing to publish
+	Duplicates  atomic.Int64 // events the source sent again, recognised by source position
+	Batches     atomic.Int64 // committed transactions
+	Aborted     atomic.Int64 // batches abandoned and consumed again
+}
+
+// Runner runs one product. Create it with Start; stop it by cancelling the
+// context given to Run. The Runner keeps the batch loop; what a product
+// does around it (serving its ports, control commands, lineage, the mesh,
+// metrics) is each on a type of its own.
+type Runner struct {
+	product *Product
+	cfg     config
+	log     *slog.Logger
+
+	sess     kafka.Session
+	kcl      atomic.Pointer[kgo.Client] // the session's client, once it exists
+	rdb      *redis.Client // nil without Redis
+	registry *schemas.Registry
+	inputs   map[string]*inputPort // by topic
+	output   *outputPort
+	checker  *contracts.Checker // the output port's contract rules
+	gate     *governance.Gate
+	chain    step // the per-event stages, composed once
+
+	parts partitions
+	// assignErr is the first failure of a rebalance callback; the loop
+	// stops with it, since the callback itself cannot return an error.
+	assignErr atomic.Pointer[error]
+
+	whole   wholeTx
+	stats   Stats
+	metrics *metrics
+	serve   *serving
+	control loopControl
+	lineage *lineageRun
+	mesh    *meshMember
+	plane   *controlPlane
+
+	// batch holds the buffers one poll batch reuses.
+	batch batch
+}
+
+// stages is the chain every input record goes through; see stage.go.
+func (r *Runner) stages() step {
+	return compose(done,
+		decode(),
+		handle(),
+		dedup(),
+		contract(r.checker),
+		govern(r.gate),
+		encode(r.output, r.cfg.now),
+	)
+}
+
+// Start prepares a product to run: it loads and registers the output schema
+// (refusing an incompatible one before anything is produced), starts the
+// management port, the control plane and the mesh membership, and joins the
+// consumer group.
+func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.group == "" {
+		cfg.group = p.Manifest.ID
+	}
+	r := &Runner{
+		product: p,
+		cfg:     cfg,
+		log:     cfg.logger.With("data_product", p.Manifest.ID),
+		inputs:  make(map[string]*inputPort),
+	}
+	r.control.wake = make(chan struct{})
+	reg, err := schemas.NewRegistry([]string{cfg.registryURL}, cfg.registryOpts()...)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry %s: %w", cfg.registryURL, err)
+	}
+	r.registry = reg
+	handler := transforms.Chain(p.Handler, transforms.Recover())
+	for _, in := range p.Manifest.InputPorts {
+		dec, err := cdc.NewDecoder(in.Format, cdc.WithAvro(avroSource{reg}))
+		if err != nil {
+			return nil, fmt.Errorf("input port %s: %w", in.Name, err)
+		}
+		r.inputs[in.Topic] = &inputPort{name: in.Name, topic: in.Topic, format: in.Format, decoder: dec, handler: handler}
+	}
+	out := p.Manifest.OutputPorts[0]
+	if r.checker, err = contracts.NewChecker(p.Contract, out.Name); err != nil {
+		return nil, fmt.Errorf("%w: output port %s: contract: %w", ErrFatal, out.Name, err)
+	}
+	for _, u := range r.checker.Unchecked() {
+		r.log.Warn("contract rule cannot be checked one record at a time; not enforced", "rule", u)
+	}
+	r.metrics = newMetrics(measured{
+		product: p.Manifest, maxBatch: cfg.maxBatch, now: cfg.now, checker: r.checker,
+		parts: &r.parts, client: r.kcl.Load, group: cfg.group,
+	})
+	if cfg.redisAddr != "" {
+		// One client, so one pool, for everything the product keeps in
+		// Redis: current state, keys, the mesh registry, control streams.
+		r.rdb = redis.NewClient(cfg.redisOptions())
+	}
+	if err := r.startGovernance(); err != nil {
+		return nil, err
+	}
+	if err := r.registerSchema(ctx); err != nil {
+		return nil, err
+	}
+	r.chain = r.stages()
+	bus, owned, err := r.controlBus()
+	if err != nil {
+		return nil, err
+	}
+	r.plane = startControlPlane(bus, owned, r.handleCommand, r.log)
+	r.mesh = joinMesh(r.rdb, cfg.meshTTL)
+	if r.serve, err = startServing(ctx, r.servingDeps()); err != nil {
+		r.plane.stop()
+		return nil, err
+	}
+	r.mesh.start(r.meshProduct, cfg.instance, r.log)
+	r.lineage = startLineage(ctx, r.lineageSpec())
+	var topics []string
+	for _, in := range p.Manifest.InputPorts {
+		topics = append(topics, in.Topic)
+	}
+	extra, err := r.setupWholeTx()
+	if err != nil {
+		return nil, err
+	}
+	topics = append(topics, extra...)
+	g := kafka.Group{
+		Brokers: cfg.brokers, Group: cfg.group, Topics: topics, Instance: cfg.instance, Product: p.Manifest.ID,
+		Security: cfg.kafkaSecurity, Logger: kafka.Logger(r.log),
+		OnAssigned: r.onAssigned, OnRevoked: r.onRevoked,
+	}
+	if cfg.sessionTimeout > 0 {
+		g.Extra = append(g.Extra, kgo.SessionTimeout(cfg.sessionTimeout))
+	}
+	if cfg.delivery == AtLeastOnce {
+		r.sess, err = kafka.AtLeastOnce(g)
+	} else {
+		if cfg.transactionTimeout > 0 {
+			g.Extra = append(g.Extra, kgo.TransactionTimeout(cfg.transactionTimeout))
+		}
+		r.sess, err = kafka.Transactional(g)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.kcl.Store(r.sess.Client())
+	return r, nil
+}
+
+// registerSchema registers the output schema, retrying while the registry
+// is unreachable; an incompatible schema is fatal at once.
+func (r *Runner) registerSchema(ctx context.Context) error {
+	port := r.product.Manifest.OutputPorts[0]
+	s, err := r.product.OutputSchema()
+	if err != nil {
+		return err
+	}
+	level, err := schemas.ParseCompat(port.Compatibility)
+	if err != nil {
+		return fmt.Errorf("%w: output port %s: %w", ErrFatal, port.Name, err)
+	}
+	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	var id int
+	for {
+		id, err = r.registry.Register(ctx, port.Subject, s, level)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, schemas.ErrIncompatible) {
+			return fmt.Errorf("%w: output port %s: %w", ErrFatal, port.Name, err)
+		}
+		r.log.Warn("schema registry unavailable; retrying", "registry", r.cfg.registryURL, "subject", port.Subject, "err", err)
+		if werr := b.wait(ctx); werr != nil {
+			return fmt.Errorf("output port %s: register schema under subject %s: %w", port.Name, port.Subject, err)
+		}
+	}
+	enc, err := schemas.NewEncoder(s, id)
+	if err != nil {
+		return err
+	}
+	r.output = &outputPort{name: port.Name, topic: port.Topic, encoder: enc, schemaID: id}
+	if err := r.saveSchema(id, s); err != nil {
+		return err
+	}
+	r.log.Info("output schema registered", "port", port.Name, "subject", port.Subject, "schema_id", id)
+	return nil
+}
+
+// saveSchema keeps the published schema beside the change logs, so auditors
+// can decode entries offline without the registry.
+func (r *Runner) saveSchema(id int, s *schemas.Schema) error {
+	dir := filepath.Join(r.cfg.dataDir, "schemas")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, strconv.Itoa(id)+".avsc")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(s.Published()), 0o640); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Stats returns the live counters.
+func (r *Runner) Stats() *Stats { return &r.stats }
+
+// SchemaID is the registry id every output event of this run carries.
+func (r *Runner) SchemaID() int { return r.output.schemaID }
+
+// Run processes poll batches until ctx is cancelled or a fatal error occurs.
+// On cancellation the batch in flight is finished and committed first; then
+// the session and the change logs are closed.
+func (r *Runner) Run(ctx context.Context) (err error) {
+	defer func() { r.close(err) }()
+	retry := backoff{min: 50 * time.Millisecond, max: 5 * time.Second}
+	for {
+		if err := r.waitWhilePaused(ctx); err != nil {
+			return err
+		}
+		pctx, cancel := r.control.pollContext(ctx)
+		fetches := r.poll(pctx)
+		interrupted := pctx.Err() != nil
+		cancel()
+		if p := r.assignErr.Load(); p != nil {
+			return *p
+		}
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return nil
+		}
+		var plan holdPlan
+		if r.whole.enabled {
+			if fetches, plan = r.gatherWhole(ctx, fetches); plan.err != nil && !errors.Is(plan.err, errTransient) {
+				return plan.err
+			}
+		}
+		if took, err := r.startReprocessing(ctx, fetches); err != nil {
+			return err
+		} else if took {
+			r.sess.AllowRebalance()
+			continue
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if !interrupted {
+				r.log.Warn("fetch failed; retrying", "topic", topic, "partition", partition, "err", err)
+			}
+		})
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		// A batch that started is finished even if shutdown is asked for
+		// meanwhile: committing it is the clean way out.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.batchTimeout)
+		committed, err := r.runBatch(bctx, fetches, plan)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if committed {
+			retry = backoff{min: retry.min, max: retry.max}
+			continue
+		}
+		// Back-pressure: an aborted batch is consumed again, after a pause
+		// that grows while the cause (a broker outage, say) persists.
+		if err := retry.wait(ctx); err != nil {
+			return nil
+		}
+	}
+}
+
+func (r *Runner) poll(ctx context.Context) kgo.Fetches {
+	if r.cfg.maxBatch > 0 {
+		return r.sess.PollRecords(ctx, r.cfg.maxBatch)
+	}
+	return r.sess.PollFetches(ctx)
+}
+
+// runBatch is one cycle of the batch loop; see the package doc. It reports
+// whether the batch committed; an error is fatal. plan says how far each
+// partition goes in whole-transaction mode (zero: all of every partition).
+func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPlan) (bool, error) {
+	defer r.sess.AllowRebalance()
+	if err := r.sess.Begin(); err != nil {
+		return false, fmt.Errorf("begin transaction: %w", err)
+	}
+	b := &r.batch
+	b.reset()
+	stops, procErr := plan.stops, plan.err
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if procErr == nil {
+			procErr = r.processPartition(ctx, p, stopAt(stops, p), plan.decoded)
+		}
+	})
+	if procErr != nil {
+		r.sess.End(ctx, false)
+		if errors.Is(procErr, errTransient) {
+			r.log.Warn("batch abandoned; it will be consumed again", "err", procErr)
+			r.stats.Aborted.Add(1)
+			r.metrics.batches.WithLabelValues("aborted").Inc()
+			return false, r.takeBackBatch()
+		}
+		return false, procErr
+	}
+	failpoint.Hit("runtime/after-append")
+
+	var produceErr atomic.Pointer[error]
+	for _, rec := range b.produce {
+		r.sess.Produce(ctx, rec, func(rec *kgo.Record, err error) {
+			if err != nil {
+				err = fmt.Errorf("produce to %s: %w", rec.Topic, err)
+				produceErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	stamp := r.stamp(stops)
+	failpoint.Hit("runtime/before-commit")
+	committed, err := r.sess.End(stamp.context(ctx), produceErr.Load() == nil)
+	if err != nil {
+		// The outcome is unknown to us: ask the group what committed and
+		// make the logs agree with it, as after a crash.
+		r.log.Warn("ending the transaction failed; reconciling change logs with the committed offsets", "err", err)
+		return false, r.reconcileAll(ctx)
+	}
+	failpoint.Hit("runtime/after-commit")
+	if !committed {
+		if p := produceErr.Load(); p != nil {
+			r.log.Warn("batch aborted; it will be consumed again", "err", *p)
+		} else {
+			r.log.Warn("batch aborted by a rebalance; it will be consumed again")
+		}
+		r.stats.Aborted.Add(1)
+		r.metrics.batches.WithLabelValues("aborted").Inc()
+		return false, r.takeBackBatch()
+	}
+	r.putBack(stops)
+	in := 0
+	inByTopic := make(map[string]int, len(r.inputs))
+	heads := make(map[partitionKey]int64)
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		recs := processed(fp, stopAt(stops, fp))
+		if n := len(recs); n > 0 {
+			in += n
+			inByTopic[fp.Topic] += n
+			heads[partitionKey{fp.Topic, fp.Partition}] = recs[n-1].Offset + 1
+		}
+	})
+	r.stats.EventsIn.Add(int64(in))
+	r.stats.Records.Add(int64(b.records))
+	r.stats.DeadLetters.Add(int64(b.deadLetters))
+	r.stats.Skipped.Add(int64(b.skipped))
+	r.stats.Duplicates.Add(int64(b.duplicates))
+	r.stats.Batches.Add(1)
+	r.reprocessProgress(heads)
+	r.metrics.committed(b, inByTopic)
+	r.serve.afterCommit(ctx, &r.parts)
+	if plan.held > 0 && in == 0 {
+		// Every record waits for a transaction to complete: wait for more
+		// input instead of fetching the same records again at once.
+		if r.cfg.maxBatch > 0 && fetches.NumRecords() >= r.cfg.maxBatch {
+			r.log.Warn("a source transaction does not fit in one batch; raise the batch size (--max-batch)", "max_batch", r.cfg.maxBatch)
+		}
+		r.whole.idle.wait(ctx)
+	} else {
+		r.whole.idle.attempt = 0
+	}
+	return true, nil
+}
+
+// stopAt is where partition fp's processing stops in this batch.
+func stopAt(stops map[partitionKey]int64, fp kgo.FetchTopicPartition) int64 {
+	if s, ok := stops[partitionKey{fp.Topic, fp.Partition}]; ok {
+		return s
+	}
+	return math.MaxInt64
+}
+
+// processed are fp's records below stop.
+func processed(fp kgo.FetchTopicPartition, stop int64) []*kgo.Record {
+	for i, rec := range fp.Records {
+		if rec.Offset >= stop {
+			return fp.Records[:i]
+		}
+	}
+	return fp.Records
+}
+
+// takeBackBatch removes what the aborted batch appended to each change log
+// and refills the identity windows the batch had added to.
+func (r *Runner) takeBackBatch() (err error) {
+	r.parts.each(func(p *partition) {
+		if !p.appended || err != nil {
+			return
+		}
+		start := p.batchStart
+		if _, rerr := p.log.Rewind(func(e *auditlog.Entry) bool { return e.Seq > start }); rerr != nil {
+			err = fmt.Errorf("%w: take back aborted batch from %s: %w", ErrFatal, p.log.Dir(), rerr)
+			return
+		}
+		p.appended = false
+		p.committed = p.committed[:0]
+		if rerr := r.refillWindow(p); rerr != nil {
+			err = fmt.Errorf("%w: %w", ErrFatal, rerr)
+		}
+	})
+	return err
+}
+
+func (r *Runner) reconcileAll(ctx context.Context) (err error) {
+	r.parts.each(func(p *partition) {
+		if err != nil {
+			return
+		}
+		p.appended = false
+		p.committed = p.committed[:0]
+		err = r.reconcile(ctx, r.sess.Client(), p)
+	})
+	return err
+}
+
+// processPartition runs one partition's records through the stages and
+// appends the partition's entries to its change log. decoded holds the
+// records' changes when they were decoded to plan the batch.
+func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartition, stop int64, decoded map[*kgo.Record][]cdc.Change) error {
+	fp.Records = processed(fp, stop)
+	if len(fp.Records) == 0 {
+		return nil
+	}
+	k := partitionKey{fp.Topic, fp.Partition}
+	p := r.parts.get(k)
+	if p == nil {
+		return fmt.Errorf("%w: records for %s/%d, which is not assigned to this instance", ErrFatal, k.topic, k.partition)
+	}
+	port := r.inputs[fp.Topic]
+	b := &r.batch
+	b.entries = b.entries[:0]
+	seq, sysTime, _ := p.log.Tail()
+	p.batchStart = seq
+	ev := &b.ev
+	for _, in := range fp.Records {
+		ev.reset(in, port, p, b, seq, sysTime)
+		if changes, ok := decoded[in]; ok {
+			ev.changes, ev.predecoded = append(ev.changes, changes...), true
+		}
+		mark := b.mark()
+		err := r.chain(ctx, ev)
+		b.skipped += ev.skipped
+		if poison, ok := ports.AsPoison(err); ok {
+			b.rollback(mark)
+			r.log.Warn("dead letter", "class", poison.Class.String(), "topic", in.Topic, "partition", in.Partition, "offset", in.Offset, "err", poison.Err)
+			b.deadLetter(r.product.Manifest.DeadLetter.Topic, r.product.Manifest.ID, in, poison)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if ev.duplicate {
+			b.rollback(mark)
+			b.duplicates++
+			continue
+		}
+		seq, sysTime = ev.seq, ev.sysTime
+	}
+	if len(b.entries) == 0 {
+		return nil
+	}
+	p.appended = true
+	if err := p.log.Append(b.entries); err != nil {
+		return fmt.Errorf("%w: change log %s: %w", ErrFatal, p.log.Dir(), err)
+	}
+	if r.serve.current != nil {
+		p.committed = append(p.committed, b.entries...) // published once the batch commits
+	}
+	return nil
+}
+
+// onAssigned opens and reconciles the change logs of newly assigned
+// partitions. It runs between batches.
+func (r *Runner) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	for topic, ps := range assigned {
+		for _, n := range ps {
+			k := partitionKey{topic, n}
+			p, err := r.openPartition(ctx, cl, k)
+			if err != nil {
+				if ctx.Err() == nil {
+					err = fmt.Errorf("assigned %s/%d: %w", topic, n, err)
+					r.assignErr.CompareAndSwap(nil, &err)
+				}
+				return
+			}
+			if old := r.parts.put(p); old != nil {
+				old.log.Close()
+			}
+			r.log.Info("partition assigned", "topic", topic, "partition", n)
+		}
+	}
+}
+
+// onRevoked closes the change logs of partitions this instance no longer
+// owns, so their new owner can open them.
+func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	for topic, ps := range revoked {
+		for _, n := range ps {
+			if p := r.parts.remove(partitionKey{topic, n}); p != nil {
+				r.serve.checkpoint(p) // between batches: every entry is committed
+				if err := p.log.Close(); err != nil {
+					r.log.Error("close change log", "topic", topic, "partition", n, "err", err)
+				}
+				r.log.Info("partition revoked", "topic", topic, "partition", n)
+			}
+		}
+	}
+}
+
+func (r *Runner) close(cause error) {
+	r.sess.Close()
+	r.lineage.stop(cause)
+	r.mesh.stop()
+	r.plane.stop()
+	r.serve.stop()
+	if r.rdb != nil {
+		r.rdb.Close()
+	}
+	var open []*partition
+	r.parts.each(func(p *partition) { open = append(open, p) })
+	for _, p := range open {
+		r.parts.remove(p.key)
+		r.serve.checkpoint(p)
+		if err := p.log.Close(); err != nil {
+			r.log.Error("close change log", "topic", p.key.topic, "partition", p.key.partition, "err", err)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/governance"
+	"github.com/meshlet/meshlet/ports"
+	"github.com/meshlet/meshlet/schemas"
+)
+
+// encode stamps each record with the next sequence number and a system time
+// (unix µs, max(now, previous+1): strictly increasing per change log), its
+// valid time defaulting to the source commit time; encodes it with the
+// registered schema; and adds its change-log entry and its output record to
+// the batch. A record that does not fit the schema is the event's poison.
+func encode(out *outputPort, now func() int64) stage {
+	return func(next step) step {
+		return func(ctx context.Context, ev *event) error {
+			for i := range ev.outs {
+				ev.seq++
+				ev.sysTime = max(now(), ev.sysTime+1)
+				if err := out.add(ev, i); err != nil {
+					return ports.Poisoned(ports.ClassSchema, err)
+				}
+			}
+			return next(ctx, ev)
+		}
+	}
+}
+
+// outputPort is what the encode stage needs of the port records go to.
+type outputPort struct {
+	name     string
+	topic    string
+	encoder  *schemas.Encoder
+	schemaID int
+}
+
+// add encodes output i of ev into the batch's arena and queues its entry and
+// record.
+func (o *outputPort) add(ev *event, i int) error {
+	b, out, a, c := ev.b, &ev.outs[i], &ev.applied[i], &ev.changes[ev.from[i]]
+	meta := schemas.Meta{SystemFrom: ev.sysTime, Deleted: out.Deleted, ValidFrom: c.CommitTime.UnixMicro()}
+	if !out.ValidFrom.IsZero() {
+		meta.ValidFrom = out.ValidFrom.UnixMicro()
+	}
+	if !out.ValidTo.IsZero() {
+		meta.ValidTo = out.ValidTo.UnixMicro()
+	}
+	start := len(b.arena)
+	var err error
+	if b.arena, err = o.encoder.Append(b.arena, a.Logged, meta); err != nil {
+		b.arena = b.arena[:start]
+		return fmt.Errorf("encode record for key %q: %w", out.Key, err)
+	}
+	payload := b.arena[start:len(b.arena):len(b.arena)]
+	wire := payload
+	if a.Sealed != nil {
+		at := len(b.arena)
+		b.arena = governance.Frame(b.arena, a.Sealed, payload)
+		payload = b.arena[at:len(b.arena):len(b.arena)]
+	}
+	if a.Redacted || a.Sealed != nil {
+		// The topic gets the policy's view of the full record, not the
+		// log's sealed one.
+		at := len(b.arena)
+		if b.arena, err = o.encoder.Append(b.arena, a.Published, meta); err != nil {
+			b.arena = b.arena[:start]
+			return fmt.Errorf("encode record for key %q: %w", out.Key, err)
+		}
+		wire = b.arena[at:len(b.arena):len(b.arena)]
+	}
+	keyStart := len(b.arena)
+	b.arena = append(b.arena, out.Key...)
+	key := b.arena[keyStart:len(b.arena):len(b.arena)]
+
+	op := auditlog.OpAssert
+	if out.Deleted {
+		op = auditlog.OpRetract
+	}
+	in := ev.in
+	b.entries = append(b.entries, auditlog.Entry{
+		Seq: ev.seq, SystemTime: ev.sysTime, ValidFrom: meta.ValidFrom, ValidTo: meta.ValidTo, Op: op,
+		Key: key, Payload: payload,
+		Prov: auditlog.Provenance{
+			Topic: in.Topic, Partition: in.Partition, Offset: in.Offset,
+			SourcePosition: ev.position(ev.from[i]), SchemaID: uint32(o.schemaID),
+		},
+	})
+	b.produce = append(b.produce, &kgo.Record{Topic: o.topic, Key: key, Value: wire})
+	b.records++
+	b.eventTimes = append(b.eventTimes, c.CommitTime.UnixMicro())
+	return nil
+}
