@@ -59,7 +59,7 @@ type Runner struct {
 
 	sess     kafka.Session
 	kcl      atomic.Pointer[kgo.Client] // the session's client, once it exists
-	rdb      *redis.Client // nil without Redis
+	rdb      *redis.Client              // nil without Redis
 	registry *schemas.Registry
 	inputs   map[string]*inputPort // by topic
 	output   *outputPort

@@ -17,9 +17,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/governance"
 	"github.com/meshlet/meshlet/internal/localredis"
 	"github.com/meshlet/meshlet/internal/localredis/redistest"
-	"github.com/meshlet/meshlet/governance"
 	"github.com/meshlet/meshlet/schemas"
 )
 
