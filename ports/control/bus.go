@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -39,7 +40,8 @@ type Bus struct {
 	t       transport
 	done    Done
 	journal journal
-	retry   retry
+	retry   message.HandlerMiddleware
+	timeout time.Duration
 	logger  *slog.Logger
 	wlog    watermill.LoggerAdapter
 
@@ -52,6 +54,7 @@ type Option func(*config)
 type config struct {
 	retries          int
 	backoff, maxWait time.Duration
+	timeout          time.Duration
 	retention        time.Duration
 	maxLen           int64
 	done             Done
@@ -65,11 +68,19 @@ func defaults() config {
 		retries:   3,
 		backoff:   200 * time.Millisecond,
 		maxWait:   5 * time.Second,
+		timeout:   time.Minute,
 		retention: DefaultRetention,
 		maxLen:    10_000,
 		instance:  "local",
 		logger:    slog.Default(),
 	}
+}
+
+// CommandTimeout bounds one attempt at a command (default 1m): the
+// handler's context ends then, and the attempt counts as a transient
+// failure.
+func CommandTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = max(d, time.Millisecond) }
 }
 
 // Retries sets how many times a transient failure is retried (default 3,
@@ -169,10 +180,11 @@ func NewChannelBus(opts ...Option) *Bus {
 func newBus(c config, product, instance, topic string, wlog watermill.LoggerAdapter) *Bus {
 	return &Bus{
 		product: product, instance: instance, topic: topic,
-		done:   c.done,
-		retry:  retry{max: c.retries, initial: c.backoff, maxWait: c.maxWait, logger: c.logger},
-		logger: c.logger,
-		wlog:   wlog,
+		done:    c.done,
+		retry:   retry(c.retries, c.backoff, c.maxWait, c.logger),
+		timeout: c.timeout,
+		logger:  c.logger,
+		wlog:    wlog,
 	}
 }
 
@@ -261,7 +273,7 @@ func (b *Bus) Run(ctx context.Context, h Handler) error {
 	}
 	r := &runner{b: b, h: h}
 	pub, poison := b.t.poison()
-	router.AddMiddleware(park(pub, poison, b.instance), r.settle, b.retry.middleware, recoverer)
+	router.AddMiddleware(park(pub, poison, b.instance), r.settle, b.retry, middleware.Timeout(b.timeout), middleware.Recoverer)
 	router.AddConsumerHandler("meshlet.control", b.topic, sub, r.apply)
 	b.logger.Info("control: running", "topic", b.topic, "instance", b.instance)
 	if err := router.Run(ctx); err != nil {

@@ -40,8 +40,8 @@
 //
 // # Handling
 //
-// Each message passes through watermill-shaped middlewares (see
-// middleware.go), outermost first:
+// Each message passes through watermill middlewares (see middleware.go),
+// outermost first:
 //
 //   - park: a command that failed every attempt with a transient error is
 //     copied to the poison stream meshlet.control.<product>.poison (with
@@ -51,10 +51,12 @@
 //     replica never half-applies a command it does not fully understand),
 //     skips an ID this instance has done, and after the handler records
 //     the Outcome and then marks the ID done.
-//   - retry: transient errors are retried with exponential back-off
-//     (Retries).
-//   - recoverer: a panicking handler becomes a rejected command; the
-//     product keeps running.
+//   - retry: watermill's Retry; transient errors are retried with
+//     exponential back-off (Retries).
+//   - timeout: watermill's Timeout; an attempt's context ends after
+//     CommandTimeout.
+//   - recoverer: watermill's Recoverer; a panicking handler becomes a
+//     rejected command; the product keeps running.
 //
 // An error wrapping ErrRejected, an invalid command and a panic are
 // permanent: recorded as StatusRejected, marked done, never retried.

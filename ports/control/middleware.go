@@ -6,40 +6,31 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
-	"runtime/debug"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
 
 // The handler chain, outermost first, each a watermill HandlerMiddleware:
 //
 //	park       a command that failed every attempt is parked on the poison stream and acked
 //	settle     decode, skip handled IDs, record the outcome, then mark the ID done
-//	retry      transient errors: a few attempts with exponential back-off
-//	recoverer  a panic becomes a permanent error
+//	retry      watermill's Retry: transient errors, a few attempts with exponential back-off
+//	timeout    watermill's Timeout: a handler's context ends after the bus's command timeout
+//	recoverer  watermill's Recoverer: a panic becomes an error, permanent here
 //	apply      call the product's Handler
 //
-// watermill ships Retry, Recoverer and PoisonQueue middlewares, but its
-// middleware package needs modules (cenkalti/backoff/v5, sony/gobreaker)
-// this module does not carry; these small ones have the same shape and
-// know which errors are permanent.
+// park and settle are Meshlet's own: watermill's PoisonQueue records the
+// reason under its own metadata keys and needs a publisher, while the
+// poison stream here names the instance and the time, and the channel bus
+// has none; settle is the bus's idempotency.
 
 // bookkeepingTimeout bounds recording an outcome and a done mark. They run
 // on a context detached from shutdown: a command whose handler succeeded
 // should be recorded even when the instance is stopping, or it would run
 // again after the restart.
 const bookkeepingTimeout = 10 * time.Second
-
-// panicError is a handler's panic. It is permanent: the same command would
-// panic again.
-type panicError struct {
-	value any
-	stack []byte
-}
-
-func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 
 // parked marks an error whose message is acked after being parked (poison
 // stream) rather than nacked for redelivery.
@@ -48,53 +39,31 @@ type parked struct{ err error }
 func (p *parked) Error() string { return p.err.Error() }
 func (p *parked) Unwrap() error { return p.err }
 
-// permanent reports whether retrying cannot help.
+// permanent reports whether retrying cannot help: a rejection, or a panic
+// (the same command would panic again).
 func permanent(err error) bool {
-	var p *panicError
+	var p middleware.RecoveredPanicError
 	return errors.Is(err, ErrRejected) || errors.As(err, &p)
 }
 
-func recoverer(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) (out []*message.Message, err error) {
-		defer func() {
-			if v := recover(); v != nil {
-				out, err = nil, &panicError{value: v, stack: debug.Stack()}
-			}
-		}()
-		return h(msg)
-	}
+// recovered finds the panic watermill's Recoverer made of a handler's.
+func recovered(err error) (middleware.RecoveredPanicError, bool) {
+	var p middleware.RecoveredPanicError
+	ok := errors.As(err, &p)
+	return p, ok
 }
 
-// retry calls h up to 1+max times while it fails with a transient error,
-// waiting initial, then twice as long each time up to maxWait, ±20% so
-// replicas retrying the same command do not hit a shared dependency in
-// step. It stops waiting when the message's context ends.
-type retry struct {
-	max              int
-	initial, maxWait time.Duration
-	logger           *slog.Logger
-}
-
-func (r retry) middleware(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		wait := r.initial
-		for attempt := 1; ; attempt++ {
-			out, err := h(msg)
-			if err == nil || permanent(err) || attempt > r.max || msg.Context().Err() != nil {
-				return out, err
-			}
-			d := time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
-			r.logger.Warn("control: command failed, retrying", "command", msg.UUID, "attempt", attempt, "wait", d, "err", err)
-			t := time.NewTimer(d)
-			select {
-			case <-msg.Context().Done():
-				t.Stop()
-				return out, err
-			case <-t.C:
-			}
-			wait = min(2*wait, r.maxWait)
-		}
-	}
+// retry is watermill's Retry for transient errors: 1+max attempts, waiting
+// initial, then twice as long each time up to maxWait, ±20% so replicas
+// retrying the same command do not hit a shared dependency in step.
+func retry(max int, initial, maxWait time.Duration, logger *slog.Logger) message.HandlerMiddleware {
+	return middleware.Retry{
+		MaxRetries: max, InitialInterval: initial, MaxInterval: maxWait, Multiplier: 2, RandomizationFactor: 0.2,
+		ShouldRetry: func(p middleware.RetryParams) bool { return !permanent(p.Err) },
+		OnRetryHook: func(n int, wait time.Duration) {
+			logger.Warn("control: command failed, retrying", "attempt", n, "wait", wait)
+		},
+	}.Middleware
 }
 
 // park acks a parked message after publishing a copy to topic with why and
@@ -200,6 +169,9 @@ func (r *runner) finish(ctx context.Context, log *slog.Logger, id string, kind K
 	case err == nil:
 	case permanent(err):
 		o.Status, o.Error = StatusRejected, err.Error()
+		if p, ok := recovered(err); ok {
+			o.Error = fmt.Sprintf("panic: %v", p.V) // the stack goes to the log, not the outcome
+		}
 	default:
 		o.Status, o.Error = StatusFailed, fmt.Sprintf("gave up after %d attempts: %v", attempts, err)
 	}
@@ -219,9 +191,8 @@ func (r *runner) finish(ctx context.Context, log *slog.Logger, id string, kind K
 	case StatusApplied:
 		log.Info("control: command applied")
 	case StatusRejected:
-		var p *panicError
-		if errors.As(err, &p) {
-			log.Error("control: command handler panicked", "err", err, "stack", string(p.stack))
+		if p, ok := recovered(err); ok {
+			log.Error("control: command handler panicked", "err", o.Error, "stack", p.Stacktrace)
 		} else {
 			log.Warn("control: command rejected", "err", err)
 		}
