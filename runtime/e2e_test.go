@@ -285,6 +285,18 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("bad event %d: dead letter does not keep the original key and value", i)
 			}
 		}
+		// Each malformed event was counted by its decoder (at least once: a
+		// batch consumed again is decoded again).
+		malformed := 0
+		for _, c := range wantClass {
+			if c == "malformed" {
+				malformed++
+			}
+		}
+		got := metricValue(t, s.runner.Metrics(), "meshlet_cdc_decode_errors_total", map[string]string{"format": "debezium-json", "reason": "malformed", "topic": inTopic})
+		if malformed == 0 || got < float64(malformed) {
+			t.Errorf("meshlet_cdc_decode_errors_total{reason=malformed} = %v, want at least the %d malformed events", got, malformed)
+		}
 	})
 
 	t.Run("change log matches the output record for record", func(t *testing.T) {

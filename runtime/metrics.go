@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlet/meshlet/cdc"
 	"github.com/meshlet/meshlet/contracts"
 	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,7 @@ type metrics struct {
 	latN      int
 
 	lag *lagCollector
+	cdc *cdc.Metrics // the input decoders' counts
 	of  measured
 }
 
@@ -91,6 +93,7 @@ func newMetrics(of measured) *metrics {
 	outLabels := prometheus.Labels{"data_product": m.ID, "port": out.Name, "topic": out.Topic}
 	x := &metrics{reg: prometheus.NewRegistry(), inputRows: map[string]int64{}, of: of}
 	x.lag = &lagCollector{of: &x.of}
+	x.cdc = cdc.NewMetrics(product)
 	x.inputRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshlet_input_records_total", Help: "Input records consumed, counted when their batch commits.", ConstLabels: product,
 	}, []string{"port", "topic"})
@@ -126,6 +129,7 @@ func newMetrics(of measured) *metrics {
 	})
 	x.reg.MustRegister(x.inputRecords, x.outputRecords, x.deadLetters, x.duplicates, x.batches,
 		x.publishLatency, x.paused, freshness, qualityCollector{&x.of}, changeLogCollector{&x.of}, x.lag)
+	x.reg.MustRegister(x.cdc.Collectors()...)
 	for _, in := range m.InputPorts {
 		x.inputRecords.WithLabelValues(in.Name, in.Topic) // present at 0 before the first batch
 	}

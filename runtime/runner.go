@@ -121,14 +121,6 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.registryURL, err)
 	}
 	r.registry = reg
-	handler := transforms.Chain(p.Handler, transforms.Recover())
-	for _, in := range p.Manifest.InputPorts {
-		dec, err := cdc.NewDecoder(in.Format, cdc.WithAvro(avroSource{reg}))
-		if err != nil {
-			return nil, fmt.Errorf("input port %s: %w", in.Name, err)
-		}
-		r.inputs[in.Topic] = &inputPort{name: in.Name, topic: in.Topic, format: in.Format, decoder: dec, handler: handler}
-	}
 	out := p.Manifest.OutputPorts[0]
 	if r.checker, err = contracts.NewChecker(p.Contract, out.Name); err != nil {
 		return nil, fmt.Errorf("%w: output port %s: contract: %w", ErrFatal, out.Name, err)
@@ -140,6 +132,14 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		product: p.Manifest, maxBatch: cfg.maxBatch, now: cfg.now, checker: r.checker,
 		parts: &r.parts, client: r.kcl.Load, group: cfg.group,
 	})
+	handler := transforms.Chain(p.Handler, transforms.Recover())
+	for _, in := range p.Manifest.InputPorts {
+		dec, err := r.newDecoder(in.Format, in.Topic)
+		if err != nil {
+			return nil, fmt.Errorf("input port %s: %w", in.Name, err)
+		}
+		r.inputs[in.Topic] = &inputPort{name: in.Name, topic: in.Topic, format: in.Format, decoder: dec, handler: handler}
+	}
 	if cfg.redisAddr != "" {
 		// One client, so one pool, for everything the product keeps in
 		// Redis: current state, keys, the mesh registry, control streams.
@@ -194,6 +194,16 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 	}
 	r.kcl.Store(r.sess.Client())
 	return r, nil
+}
+
+// newDecoder is the decoder of an input topic, reading Avro through the
+// registry and counted in the product's metrics.
+func (r *Runner) newDecoder(format, topic string) (cdc.Decoder, error) {
+	dec, err := cdc.NewDecoder(format, cdc.WithAvro(avroSource{r.registry}))
+	if err != nil {
+		return nil, err
+	}
+	return cdc.Counted(dec, format, topic, r.metrics.cdc), nil
 }
 
 // registerSchema registers the output schema, retrying while the registry

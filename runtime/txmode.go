@@ -61,7 +61,7 @@ func (r *Runner) setupWholeTx() ([]string, error) {
 		if !w.txTopics[in.TransactionTopic] {
 			w.txTopics[in.TransactionTopic] = true
 			extra = append(extra, in.TransactionTopic)
-			dec, err := cdc.NewDecoder(in.Format, cdc.WithAvro(avroSource{r.registry}))
+			dec, err := r.newDecoder(in.Format, in.TransactionTopic)
 			if err != nil {
 				return nil, err
 			}

@@ -194,6 +194,56 @@ func fromPublished(pub *avro.RecordSchema) (*Schema, error) {
 	return newSchema(row, pub)
 }
 
+// ParsePublished recovers the row schema from a published one (as the
+// registry or the change log's schema directory holds it), so it can be
+// registered elsewhere through Register, which derives the published form
+// again. It fails unless that re-derivation gives back the same schema:
+// registering it would publish something else under the same name.
+func ParsePublished(name, published string) (*Schema, error) {
+	if err := checkJSON(published); err != nil {
+		return nil, fmt.Errorf("schemas: %s: %w", name, err)
+	}
+	parsed, err := parseIsolated(published)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %s: %w", name, err)
+	}
+	rec, ok := parsed.(*avro.RecordSchema)
+	if !ok {
+		return nil, fmt.Errorf("schemas: %s: top-level type is %s, want record", name, parsed.Type())
+	}
+	s, err := fromPublished(rec)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %s: %w", name, err)
+	}
+	again, err := Parse(name, string(mustJSON(s.row)))
+	if err != nil {
+		return nil, err
+	}
+	if !sameJSON(again.Published(), published) {
+		return nil, fmt.Errorf("schemas: %s: deriving its published form again gives a different schema", name)
+	}
+	return again, nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // a parsed schema always marshals
+	}
+	return b
+}
+
+// sameJSON reports whether two JSON texts hold the same value.
+func sameJSON(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}
+
 // hasMetaTail reports whether the last fields of rec have the names and
 // binary shapes of the meta tail, which is all decoding relies on.
 func hasMetaTail(rec *avro.RecordSchema) bool {

@@ -129,3 +129,30 @@ func mustRead(t testing.TB, path string) string {
 	}
 	return string(b)
 }
+
+func TestParsePublishedRecoversTheRow(t *testing.T) {
+	row := `{"type":"record","name":"Order","namespace":"shop","fields":[
+		{"name":"id","type":"long","doc":"order number"},
+		{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+		{"name":"note","type":["null","string"],"default":null}]}`
+	s, err := Parse("order.avsc", row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePublished("schema id 7", s.Published())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Published() != s.Published() || back.Fingerprint() != s.Fingerprint() {
+		t.Fatalf("published form changed on the way back:\n%s\n%s", back.Published(), s.Published())
+	}
+	if got := len(back.RowFields()); got != 3 {
+		t.Fatalf("row has %d fields, want 3", got)
+	}
+	if _, err := ParsePublished("plain", row); err == nil || !strings.Contains(err.Error(), "meta fields") {
+		t.Fatalf("a schema without Meshlet's meta fields: err %v", err)
+	}
+	if _, err := ParsePublished("broken", `{"type":`); err == nil {
+		t.Fatal("broken JSON accepted")
+	}
+}

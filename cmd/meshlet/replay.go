@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hamba/avro/v2/ocf"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
@@ -199,7 +200,7 @@ func replayOCF(ctx context.Context, st *auditlog.Store, dec *query.Decoder, o *r
 	}
 	defer file.Close()
 	var (
-		w      *ocfWriter
+		w      *ocf.Encoder
 		fileID int
 		n      int
 	)
@@ -216,8 +217,12 @@ func replayOCF(ctx context.Context, st *auditlog.Store, dec *query.Decoder, o *r
 			if err != nil {
 				return fmt.Errorf("log %s seq %d: %w", f.Log, f.Seq, err)
 			}
-			if w, err = newOCFWriter(file, text); err != nil {
-				return err
+			// The records are copied as the change log holds them (Write
+			// takes encoded bodies), so nothing is re-encoded; the header
+			// keeps the full published schema, logical types and docs.
+			if w, err = ocf.NewEncoder(text, file, ocf.WithCodec(ocf.Deflate),
+				ocf.WithSchemaMarshaler(ocf.FullSchemaMarshaler), ocf.WithBlockSize(256<<10)); err != nil {
+				return fmt.Errorf("avro container for schema id %d: %w", id, err)
 			}
 			fileID = id
 		}
@@ -226,7 +231,8 @@ func replayOCF(ctx context.Context, st *auditlog.Store, dec *query.Decoder, o *r
 				f.Log, f.Seq, id, o.out, fileID)
 		}
 		n++
-		return w.append(body)
+		_, err = w.Write(body)
+		return err
 	})
 	if err != nil {
 		os.Remove(o.out)
@@ -236,7 +242,7 @@ func replayOCF(ctx context.Context, st *auditlog.Store, dec *query.Decoder, o *r
 		os.Remove(o.out)
 		return 0, fmt.Errorf("no entries in that range: nothing written to %s", o.out)
 	}
-	if err := w.close(); err != nil {
+	if err := w.Close(); err != nil {
 		return 0, err
 	}
 	return n, file.Close()
@@ -310,51 +316,22 @@ func replayKafka(ctx context.Context, st *auditlog.Store, dec *query.Decoder, o 
 }
 
 // registerPublished registers the writer schema of log id under subject in
-// reg and returns its id there. The published schema is the row schema
-// plus Meshlet's meta fields, so the row schema is recovered by dropping
-// them and registered through schemas, which checks compatibility and
-// derives the very same published schema.
+// reg and returns its id there (schemas.ParsePublished recovers the row
+// schema that Register derives the same published schema from).
 func registerPublished(ctx context.Context, dec *query.Decoder, reg *schemas.Registry, subject string, id int) (int, error) {
 	text, err := dec.Published(ctx, id)
 	if err != nil {
 		return 0, err
 	}
-	var rec map[string]any
-	if err := json.Unmarshal([]byte(text), &rec); err != nil {
-		return 0, fmt.Errorf("schema id %d: %w", id, err)
-	}
-	fields, _ := rec["fields"].([]any)
-	var row []any
-	for _, f := range fields {
-		if m, ok := f.(map[string]any); ok && strings.HasPrefix(fmt.Sprint(m["name"]), "_") {
-			continue
-		}
-		row = append(row, f)
-	}
-	rec["fields"] = row
-	rowText, _ := json.Marshal(rec)
-	s, err := schemas.Parse(fmt.Sprintf("schema id %d", id), string(rowText))
+	s, err := schemas.ParsePublished(fmt.Sprintf("schema id %d", id), text)
 	if err != nil {
 		return 0, err
-	}
-	if !sameJSON(s.Published(), text) {
-		return 0, fmt.Errorf("schema id %d: re-deriving its published form gives a different schema; not registering", id)
 	}
 	to, err := reg.Register(ctx, subject, s, schemas.CompatBackward)
 	if err != nil {
 		return 0, fmt.Errorf("register schema id %d under %s: %w", id, subject, err)
 	}
 	return to, nil
-}
-
-func sameJSON(a, b string) bool {
-	var x, y any
-	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
-		return false
-	}
-	xa, _ := json.Marshal(x)
-	ya, _ := json.Marshal(y)
-	return string(xa) == string(ya)
 }
 
 // logWire is the Confluent wire-format record of a change-log payload. For a
