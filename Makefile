@@ -7,9 +7,13 @@ FUZZTIME  ?= 30s
 
 .PHONY: run test hygiene bench bench-stages crash fuzz vet interop-deps build
 
-## run: the example product on the embedded stack (kfake + registry), recorded CDC through it
+## run: the example product on the embedded stack (kfake + registry), recorded CDC through it.
+## The first time, Go compiles the Kafka, Avro and Redis clients (a few minutes on 2 cores);
+## the counter shows it is working, and later runs take seconds.
 run:
-	$(GO) run ./cmd/meshlet dev --once
+	@echo "make run: compiling the example product (the first build takes a few minutes; later ones are cached)"
+	@$(GO) build -v -o /dev/null ./examples/inventory 2>&1 | awk '/^#|error|cannot/ {print; next} {n++; printf "\r  compiled %d packages", n; fflush()} END {if (n) print ""}'
+	$(GO) run ./examples/inventory dev --once
 
 ## test: the repository check, vet, then every test with the race detector
 test: interop-deps hygiene vet
@@ -36,7 +40,7 @@ bench-stages:
 ## events) and the scale-out test; a smaller crash test runs in make test
 crash:
 	MESHLET_CRASH_EVENTS=100000 MESHLET_CRASH_KILLS=25 MESHLET_SCALE_EVENTS=30000 \
-		$(GO) test -count=1 -timeout 40m -v -run 'TestCrashExactlyOnce|TestScaleOut' ./cmd/meshlet
+		$(GO) test -count=1 -timeout 40m -v -run 'TestCrashExactlyOnce|TestScaleOut' ./cli
 
 ## fuzz: every decoder's fuzz target, FUZZTIME each
 FUZZ_CDC     := FuzzDecodeDebeziumJSON FuzzDecodeDebeziumAvro FuzzDecodeCanalJSON FuzzDecodeMaxwellJSON FuzzDecodeOggJSON FuzzTxAssembler FuzzMeshletAvro
@@ -56,5 +60,7 @@ vet:
 interop-deps:
 	@test -d internal/interop/node/node_modules || npm ci --prefix internal/interop/node --no-audit --no-fund
 
+## build: the generic tool and the example product's binary, into bin/
 build:
 	$(GO) build -o bin/meshlet ./cmd/meshlet
+	$(GO) build -o bin/inventory ./examples/inventory

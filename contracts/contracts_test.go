@@ -54,13 +54,13 @@ fields:
 // manifest and schema, as the runtime will.
 func exampleContract(t *testing.T) *contracts.Contract {
 	t.Helper()
-	fsys := os.DirFS("../examples/inventory")
+	fsys := os.DirFS("../examples/inventory/products")
 	m, err := runtime.LoadManifest(fsys, "product.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := m.OutputPorts[0]
-	s, err := schemas.Load(path.Join("../examples/inventory", port.Schema))
+	s, err := schemas.Load(path.Join("../examples/inventory/products", port.Schema))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestHandWrittenContract(t *testing.T) {
 }
 
 func TestGenerateRefusesBadSpecs(t *testing.T) {
-	s, err := schemas.Load("../examples/inventory/schemas/product.avsc")
+	s, err := schemas.Load("../examples/inventory/products/schemas/product.avsc")
 	if err != nil {
 		t.Fatal(err)
 	}

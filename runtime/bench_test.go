@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/examples/inventory/products"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/transforms"
@@ -48,7 +48,7 @@ func benchStack(b *testing.B, n int) (brokers []string, registry string, p *runt
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { reg.Close() })
-	p, err = runtime.NewProduct(os.DirFS("../examples/inventory"), "product.yaml", transforms.Typed(inventory.Handle))
+	p, err = runtime.NewProduct(os.DirFS("../examples/inventory/products"), "product.yaml", transforms.Typed(products.Handle))
 	if err != nil {
 		b.Fatal(err)
 	}

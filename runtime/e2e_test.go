@@ -25,7 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
-	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/examples/inventory/products"
 	"github.com/meshlet/meshlet/internal/interop"
 	"github.com/meshlet/meshlet/internal/localredis"
 	"github.com/meshlet/meshlet/ports"
@@ -64,14 +64,14 @@ func startStack(t *testing.T) *stack {
 	}
 	t.Cleanup(func() { reg.Close() })
 
-	handler := func(ctx context.Context, c transforms.Change[inventory.Row]) ([]transforms.Record[inventory.Product], error) {
+	handler := func(ctx context.Context, c transforms.Change[products.Row]) ([]transforms.Record[products.Product], error) {
 		if c.After != nil && c.After.ID == panicID {
 			var m map[string]int
 			m["boom"]++ // a real bug: write to a nil map
 		}
-		return inventory.Handle(ctx, c)
+		return products.Handle(ctx, c)
 	}
-	p, err := runtime.NewProduct(os.DirFS("../examples/inventory"), "product.yaml", transforms.Typed(handler))
+	p, err := runtime.NewProduct(os.DirFS("../examples/inventory/products"), "product.yaml", transforms.Typed(handler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func (s *stack) consume(topic string, n int) []*kgo.Record {
 
 func recorded(t *testing.T, topic string) []*kgo.Record {
 	t.Helper()
-	recs, err := kafka.RecordedCDC(bytes.NewReader(inventory.RecordedCDC()), "recorded", topic, inventory.KeyFields)
+	recs, err := kafka.RecordedCDC(bytes.NewReader(products.RecordedCDC()), "recorded", topic, products.KeyFields)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestEndToEnd(t *testing.T) {
 		final := map[string]product{}
 		versions := map[string][]product{}
 		for _, rec := range out {
-			var row inventory.Product
+			var row products.Product
 			id, meta, err := reg.Decode(context.Background(), rec.Value, &row)
 			if err != nil {
 				t.Fatalf("decode %d@%d: %v", rec.Partition, rec.Offset, err)
@@ -563,12 +563,12 @@ func TestQueryPortAndCheckpoints(t *testing.T) {
 // string; each row must come out as its own typed record.
 func TestCanalMultiRowInput(t *testing.T) {
 	dir := t.TempDir()
-	manifest, err := os.ReadFile("../examples/inventory/product.yaml")
+	manifest, err := os.ReadFile("../examples/inventory/products/product.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	manifest = bytes.Replace(manifest, []byte("format: debezium-json"), []byte("format: canal-json"), 1)
-	avsc, err := os.ReadFile("../examples/inventory/schemas/product.avsc")
+	avsc, err := os.ReadFile("../examples/inventory/products/schemas/product.avsc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,7 +576,7 @@ func TestCanalMultiRowInput(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "product.yaml"), manifest, 0o644)
 	os.WriteFile(filepath.Join(dir, "schemas", "product.avsc"), avsc, 0o644)
 	s := startStack(t)
-	if s.product, err = runtime.NewProduct(os.DirFS(dir), "product.yaml", transforms.Typed(inventory.Handle)); err != nil {
+	if s.product, err = runtime.NewProduct(os.DirFS(dir), "product.yaml", transforms.Typed(products.Handle)); err != nil {
 		t.Fatal(err)
 	}
 	canal, err := samples.Read(samples.Canal)
@@ -611,7 +611,7 @@ func TestCanalMultiRowInput(t *testing.T) {
 	if first == nil {
 		t.Fatal("no record for 101")
 	}
-	var row inventory.Product
+	var row products.Product
 	if _, _, err := reg.Decode(context.Background(), first.Value, &row); err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func TestManifestReportsEveryProblem(t *testing.T) {
 }
 
 func TestExampleManifestIsValid(t *testing.T) {
-	data, err := os.ReadFile("../examples/inventory/product.yaml")
+	data, err := os.ReadFile("../examples/inventory/products/product.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,8 @@ type config struct {
 	sessionTimeout     time.Duration // 0: franz-go's default (45s)
 	transactionTimeout time.Duration // 0: franz-go's default (40s)
 
+	createTopics bool
+
 	redisAddr          string
 	httpAddr           string
 	checkpointInterval time.Duration
@@ -122,6 +124,11 @@ func SessionTimeout(d time.Duration) Option { return func(c *config) { c.session
 func TransactionTimeout(d time.Duration) Option {
 	return func(c *config) { c.transactionTimeout = d }
 }
+
+// CreateTopics creates the output and dead-letter topics at start when they
+// do not exist, with the input topics' partition count (default: they must
+// exist, as on a cluster whose topics a platform team manages).
+func CreateTopics() Option { return func(c *config) { c.createTopics = true } }
 
 // Redis is the Redis that holds shared state: the entities' current state
 // for the query port, data-subject keys, the mesh registry and the control

@@ -193,6 +193,12 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		return nil, err
 	}
 	r.kcl.Store(r.sess.Client())
+	if cfg.createTopics {
+		if err := r.createTopics(ctx); err != nil {
+			r.sess.Close()
+			return nil, err
+		}
+	}
 	return r, nil
 }
 

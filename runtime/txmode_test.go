@@ -15,7 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/examples/inventory/products"
 	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/transforms"
 )
@@ -24,18 +24,18 @@ import (
 // whole source transactions.
 func wholeTxProduct(t *testing.T) *runtime.Product {
 	t.Helper()
-	manifest, err := os.ReadFile("../examples/inventory/product.yaml")
+	manifest, err := os.ReadFile("../examples/inventory/products/product.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	avsc, err := os.ReadFile("../examples/inventory/schemas/product.avsc")
+	avsc, err := os.ReadFile("../examples/inventory/products/schemas/product.avsc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := strings.Replace(string(manifest), "    format: debezium-json\n",
 		"    format: debezium-json\n    transactions: whole\n    transactionTopic: dbserver1.transaction\n", 1)
 	fsys := fstest.MapFS{"product.yaml": {Data: []byte(m)}, "schemas/product.avsc": {Data: avsc}}
-	p, err := runtime.NewProduct(fsys, "product.yaml", transforms.Typed(inventory.Handle))
+	p, err := runtime.NewProduct(fsys, "product.yaml", transforms.Typed(products.Handle))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/examples/inventory/products"
 	"github.com/meshlet/meshlet/schemas"
 )
 
@@ -99,7 +99,7 @@ func TestCheckAvro(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	p, err := inventory.New()
+	p, err := products.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,10 +120,10 @@ func TestCheckAvro(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	record := func(i int, mutate func(*inventory.Product)) *kgo.Record {
+	record := func(i int, mutate func(*products.Product)) *kgo.Record {
 		e := expectFor(i)
 		w, desc := e.weightKg, e.description
-		row := inventory.Product{ID: e.id, Name: e.name, Description: &desc, WeightKg: &w}
+		row := products.Product{ID: e.id, Name: e.name, Description: &desc, WeightKg: &w}
 		if mutate != nil {
 			mutate(&row)
 		}
@@ -136,7 +136,7 @@ func TestCheckAvro(t *testing.T) {
 	if err := h.checkAvro(ctx, record(12345, nil), id); err != nil {
 		t.Fatalf("the product's encoding is refused: %v", err)
 	}
-	if err := h.checkAvro(ctx, record(12345, func(p *inventory.Product) { p.Name = " hammer " }), id); err == nil {
+	if err := h.checkAvro(ctx, record(12345, func(p *products.Product) { p.Name = " hammer " }), id); err == nil {
 		t.Error("an untrimmed name passes")
 	}
 	if err := h.checkAvro(ctx, record(12345, nil), id+1); err == nil {

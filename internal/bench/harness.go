@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/examples/inventory/products"
 	"github.com/meshlet/meshlet/schemas"
 )
 
@@ -236,7 +236,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if h.reg, err = schemas.NewRegistry([]string{h.registry}); err != nil {
 		return nil, err
 	}
-	p, err := inventory.New()
+	p, err := products.New()
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/examples/inventory/products"
 )
 
 // latencySkip is the start of the paced load left out as warm-up (a fifth
@@ -183,7 +183,7 @@ func newLatencyReader(h *harness, s runSpec) (*latencyReader, error) {
 func (rd *latencyReader) close() { rd.cl.Close() }
 
 func (rd *latencyReader) run(ctx context.Context) error {
-	var row inventory.Product
+	var row products.Product
 	for {
 		fs := rd.cl.PollFetches(ctx)
 		if ctx.Err() != nil {

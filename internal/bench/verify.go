@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/examples/inventory/products"
 )
 
 // verifySample is how many outputs of each run are checked.
@@ -64,7 +64,7 @@ func (h *harness) verify(ctx context.Context, s runSpec) (int, error) {
 }
 
 func (h *harness) checkAvro(ctx context.Context, r *kgo.Record, wantID int) error {
-	var row inventory.Product
+	var row products.Product
 	id, meta, err := h.reg.Decode(ctx, r.Value, &row)
 	if err != nil {
 		return err

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/examples/inventory/products"
 	"github.com/meshlet/meshlet/runtime"
 )
 
@@ -60,7 +60,7 @@ func run() error {
 		go http.Serve(ln, nil) //nolint:errcheck // dies with the process
 	}
 
-	p, err := inventory.New()
+	p, err := products.New()
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -13,10 +13,10 @@ import (
 )
 
 func init() {
-	register(command{name: "audit prove", synopsis: "DIR --seq N | --from-checkpoint A --to-checkpoint B  Merkle proofs", run: cmdAuditProve})
-	register(command{name: "audit verify-since", synopsis: "CHECKPOINT DIR  prove the log extends a checkpoint you kept", run: cmdAuditVerifySince})
-	register(command{name: "audit checkpoint", synopsis: "DIR  sign a checkpoint of every change log under DIR now", run: cmdAuditCheckpoint})
-	register(command{name: "audit key", synopsis: "DIR  print the product's checkpoint verifier key", run: cmdAuditKey})
+	register(command{name: "audit prove", synopsis: "DIR --seq N | --from-checkpoint A --to-checkpoint B  Merkle proofs", run: plain(cmdAuditProve)})
+	register(command{name: "audit verify-since", synopsis: "CHECKPOINT DIR  prove the log extends a checkpoint you kept", run: plain(cmdAuditVerifySince)})
+	register(command{name: "audit checkpoint", synopsis: "DIR  sign a checkpoint of every change log under DIR now", run: plain(cmdAuditCheckpoint)})
+	register(command{name: "audit key", synopsis: "DIR  print the product's checkpoint verifier key", run: plain(cmdAuditKey)})
 }
 
 const proveUsage = `audit prove DIR --seq N [--checkpoint FILE] [--log NAME] [--key KEY] [--json]

@@ -1,4 +1,4 @@
-package inventory
+package products
 
 import (
 	"bytes"

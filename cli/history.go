@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(command{name: "history", synopsis: "DIR KEY  every version of an entity, with valid and system periods", run: cmdHistory})
+	register(command{name: "history", synopsis: "DIR KEY  every version of an entity, with valid and system periods", run: plain(cmdHistory)})
 }
 
 const historyUsage = `history DIR KEY [--entries] [--json]

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	register(command{name: "corrections", synopsis: "DIR --from T1 --to T2  back-dated entries recorded in [T1, T2)", run: cmdCorrections})
+	register(command{name: "corrections", synopsis: "DIR --from T1 --to T2  back-dated entries recorded in [T1, T2)", run: plain(cmdCorrections)})
 }
 
 const correctionsUsage = `corrections DIR --from T1 --to T2 [--json]

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
-	"github.com/meshlet/meshlet/examples/inventory"
+	"github.com/meshlet/meshlet/examples/inventory/products"
 	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/schemas"
 )
@@ -80,7 +80,7 @@ func newCrashWorld(t *testing.T) *crashWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	p, err := inventory.New()
+	p, err := products.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func (c *child) waitReady(t *testing.T) {
 
 func (w *crashWorld) start(instance string, failpoints string) *child {
 	w.t.Helper()
-	cmd := exec.Command(meshletBin, "run", "--brokers", w.brokers, "--registry", w.registry, "--data", w.dataDir,
+	cmd := exec.Command(inventoryBin, "run", "--brokers", w.brokers, "--registry", w.registry, "--data", w.dataDir,
 		"--instance", instance, "--max-batch", "300", "--session-timeout", "6s", "--txn-timeout", "8s", "-v")
 	c := &child{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = c.out, c.out
@@ -364,7 +364,7 @@ func (w *crashWorld) check() {
 	got := map[string][]string{}
 	published := map[string]int{}
 	for _, r := range out {
-		var row inventory.Product
+		var row products.Product
 		if _, _, err := reg.Decode(context.Background(), r.Value, &row); err != nil {
 			t.Fatalf("output %d@%d: %v", r.Partition, r.Offset, err)
 		}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(command{name: "asof", synopsis: "DIR [KEY]  what the product believed at a system time about a valid time", run: cmdAsOf})
+	register(command{name: "asof", synopsis: "DIR [KEY]  what the product believed at a system time about a valid time", run: plain(cmdAsOf)})
 }
 
 const asofUsage = `asof DIR [--system T] [--valid V] [--json] [KEY]

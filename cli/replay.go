@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -23,7 +23,7 @@ import (
 )
 
 func init() {
-	register(command{name: "replay", synopsis: "DIR --to jsonl|avro-ocf|kafka  replay the change log in system-time order", run: cmdReplay})
+	register(command{name: "replay", synopsis: "DIR --to jsonl|avro-ocf|kafka  replay the change log in system-time order", run: plain(cmdReplay)})
 }
 
 const replayUsage = `replay DIR --to jsonl|avro-ocf|kafka [--from T1] [--until T2] [flags]

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -10,9 +10,10 @@ import (
 	"testing"
 )
 
-// meshletBin is the meshlet binary built once for these tests, so they run
-// the command exactly as a user does.
-var meshletBin string
+// meshletBin is the generic tool and inventoryBin the example product's
+// binary, built once for these tests, so they run the commands exactly as
+// a user does.
+var meshletBin, inventoryBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "meshlet-bin-")
@@ -20,8 +21,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	meshletBin = filepath.Join(dir, "meshlet")
-	if out, err := exec.Command("go", "build", "-o", meshletBin, ".").CombinedOutput(); err != nil {
-		panic("build meshlet: " + err.Error() + "\n" + string(out))
+	inventoryBin = filepath.Join(dir, "inventory")
+	for bin, pkg := range map[string]string{meshletBin: "../cmd/meshlet", inventoryBin: "../examples/inventory"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			panic("build " + pkg + ": " + err.Error() + "\n" + string(out))
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -30,8 +34,19 @@ func TestMain(m *testing.M) {
 
 func meshlet(t *testing.T, args ...string) (stdout, stderr string, exitCode int) {
 	t.Helper()
+	return runBin(t, meshletBin, args...)
+}
+
+// inventory runs the example product's binary.
+func inventory(t *testing.T, args ...string) (stdout, stderr string, exitCode int) {
+	t.Helper()
+	return runBin(t, inventoryBin, args...)
+}
+
+func runBin(t *testing.T, bin string, args ...string) (stdout, stderr string, exitCode int) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := exec.Command(meshletBin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -44,17 +59,17 @@ func meshlet(t *testing.T, args ...string) (stdout, stderr string, exitCode int)
 
 func TestDevOncePrintsSummary(t *testing.T) {
 	data := t.TempDir()
-	out, errOut, code := meshlet(t, "dev", "--once", "--data", data)
+	out, errOut, code := inventory(t, "dev", "--once", "--data", data)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	for _, want := range []string{
 		`kafka     127\.0\.0\.1:\d+`,
 		`registry  http://127\.0\.0\.1:\d+`,
-		`fed 16 recorded Debezium events into dbserver1\.inventory\.products`,
-		`events in\s+16 \(0 tombstones/heartbeats skipped\)`,
-		`records out\s+16 \(schema id \d+\)`,
-		`dead letters\s+0`,
+		`fed 16 recorded events from cdc/samples/debezium-postgres-data-schema-include\.txt into dbserver1\.inventory\.products`,
+		`events in\s+16 \(0 tombstones/heartbeats skipped, 0 re-sent by the source and dropped\)`,
+		`records out\s+16 on inventory\.products\.v1 \(schema id \d+\)`,
+		`dead letters\s+0 on inventory\.products\.dlq`,
 		`change-log entries 16 in 3 log\(s\)`,
 		`chain\s+verified`,
 		`16 events on inventory\.products\.v1, decoded back through the registry`,
@@ -107,13 +122,30 @@ func TestDevOncePrintsSummary(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	_, errOut, code := meshlet(t)
-	if code != 2 || !regexp.MustCompile(`(?m)^  dev\s+run the example product`).MatchString(errOut) ||
-		!regexp.MustCompile(`(?m)^  audit verify\s+DIR`).MatchString(errOut) {
+	if code != 2 || regexp.MustCompile(`(?m)^  dev\s`).MatchString(errOut) ||
+		!regexp.MustCompile(`(?m)^  audit verify\s+DIR`).MatchString(errOut) || !strings.Contains(errOut, "go run ./examples/inventory dev") {
 		t.Fatalf("no args: exit %d, stderr:\n%s", code, errOut)
+	}
+	_, errOut, code = inventory(t)
+	if code != 2 || !regexp.MustCompile(`(?m)^  dev\s+run the product on an embedded Kafka`).MatchString(errOut) ||
+		!regexp.MustCompile(`(?m)^  audit verify\s+DIR`).MatchString(errOut) || !strings.HasPrefix(errOut, "inventory is a Meshlet data product") {
+		t.Fatalf("the product's binary without args: exit %d, stderr:\n%s", code, errOut)
+	}
+	_, errOut, code = meshlet(t, "dev")
+	if code != 2 || !strings.Contains(errOut, `"dev" runs a data product`) || !strings.Contains(errOut, "go run . dev") {
+		t.Fatalf("meshlet dev: exit %d, stderr:\n%s", code, errOut)
 	}
 	_, errOut, code = meshlet(t, "frobnicate")
 	if code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
 		t.Fatalf("unknown command: exit %d, stderr:\n%s", code, errOut)
+	}
+	_, errOut, code = meshlet(t, "histroy")
+	if code != 2 || !strings.Contains(errOut, `unknown command "histroy"; did you mean "history"?`) {
+		t.Fatalf("a typo: exit %d, stderr:\n%s", code, errOut)
+	}
+	_, errOut, code = inventory(t, "dev", "extra")
+	if code != 2 || !strings.Contains(errOut, `dev takes no arguments, got ["extra"]`) {
+		t.Fatalf("dev with an argument: exit %d, stderr:\n%s", code, errOut)
 	}
 	_, errOut, code = meshlet(t, "audit")
 	if code != 2 || !strings.HasPrefix(errOut, "Usage: meshlet audit ") || !strings.Contains(errOut, "meshlet audit verify DIR") {

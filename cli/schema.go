@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	register(command{name: "schema check", synopsis: "[DIR]  compare each output port's .avsc with its subject's registered versions", run: cmdSchemaCheck})
+	register(command{name: "schema check", synopsis: "[DIR]  compare each output port's .avsc with its subject's registered versions", run: plain(cmdSchemaCheck)})
 }
 
 func cmdSchemaCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {

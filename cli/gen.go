@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(command{name: "gen", synopsis: "SCHEMA.avsc... -pkg NAME [-o FILE]  generate Go types (and the full schema) from Avro schemas", run: cmdGen})
+	register(command{name: "gen", synopsis: "SCHEMA.avsc... -pkg NAME [-o FILE]  generate Go types (and the full schema) from Avro schemas", run: plain(cmdGen)})
 }
 
 func cmdGen(_ context.Context, args []string, stdout, stderr io.Writer) error {

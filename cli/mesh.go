@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -21,9 +21,9 @@ import (
 )
 
 func init() {
-	register(command{name: "mesh list", synopsis: "list the live data products in the mesh registry", run: cmdMeshList})
-	register(command{name: "mesh search", synopsis: "QUERY  find products by name, domain, tag, owner, port, topic or classification", run: cmdMeshSearch})
-	register(command{name: "mesh lineage", synopsis: "show which products feed which, joined on their topics", run: cmdMeshLineage})
+	register(command{name: "mesh list", synopsis: "list the live data products in the mesh registry", run: plain(cmdMeshList)})
+	register(command{name: "mesh search", synopsis: "QUERY  find products by name, domain, tag, owner, port, topic or classification", run: plain(cmdMeshSearch)})
+	register(command{name: "mesh lineage", synopsis: "show which products feed which, joined on their topics", run: plain(cmdMeshLineage)})
 }
 
 const meshRedisHelp = `

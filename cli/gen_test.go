@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -165,7 +165,7 @@ func TestGenTypesBuildAndRoundTrip(t *testing.T) {
 		"orders_test.go":        genOrderTest,
 		"testdata/row.json":     genOrderRow,
 		"go.mod":                genModule(t),
-		"go.sum":                readFile(t, "../../go.sum"),
+		"go.sum":                readFile(t, "../go.sum"),
 	})
 
 	_, errOut, code := runIn(t, dir, nil, "gen", "schemas/order.avsc", "schemas/customer.avsc", "-pkg", "orders", "-o", "orders_gen.go")
@@ -222,7 +222,7 @@ func TestGenErrorsNameTheFile(t *testing.T) {
 // so the checksums in Meshlet's go.sum cover the build.
 func genModule(t *testing.T) string {
 	t.Helper()
-	mf, err := modfile.Parse("go.mod", []byte(readFile(t, "../../go.mod")), nil)
+	mf, err := modfile.Parse("go.mod", []byte(readFile(t, "../go.mod")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

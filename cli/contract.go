@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	register(command{name: "contract check", synopsis: "FILE...  validate ODCS contracts (JSON Schema v3.1.0) and compile their rules", run: cmdContractCheck})
+	register(command{name: "contract check", synopsis: "FILE...  validate ODCS contracts (JSON Schema v3.1.0) and compile their rules", run: plain(cmdContractCheck)})
 }
 
 func cmdContractCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ import (
 func TestControlCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dev := exec.CommandContext(ctx, meshletBin, "dev", "--data", t.TempDir())
+	dev := exec.CommandContext(ctx, inventoryBin, "dev", "--data", t.TempDir())
 	stdout, err := dev.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

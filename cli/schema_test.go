@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ func copyExample(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, f := range []string{"product.yaml", "schemas/product.avsc"} {
-		b, err := os.ReadFile(filepath.Join("../../examples/inventory", f))
+		b, err := os.ReadFile(filepath.Join("../examples/inventory/products", f))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func TestSchemaCheck(t *testing.T) {
 func TestGenCommand(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "types_gen.go")
-	shipment, row := "../../schemas/testdata/gen/shipment.avsc", "../../schemas/testdata/gen/row.avsc"
+	shipment, row := "../schemas/testdata/gen/shipment.avsc", "../schemas/testdata/gen/row.avsc"
 	// Flags may come between the schema files.
 	_, errOut, code := meshlet(t, "gen", shipment, "-pkg", "gentest", "-o", out, row)
 	if code != 0 {
@@ -156,7 +156,7 @@ func TestGenCommand(t *testing.T) {
 }
 
 func TestContractCheckCommand(t *testing.T) {
-	out, _, code := meshlet(t, "contract", "check", "../../contracts/testdata/orders.odcs.yaml", "../../contracts/testdata/invalid.odcs.yaml")
+	out, _, code := meshlet(t, "contract", "check", "../contracts/testdata/orders.odcs.yaml", "../contracts/testdata/invalid.odcs.yaml")
 	if code != 1 || !strings.Contains(out, "orders.odcs.yaml: valid ODCS v3.1.0") ||
 		!strings.Contains(out, "line 13: schema[0].properties[0].logicalType: value must be one of") {
 		t.Fatalf("exit %d\n%s", code, out)

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(command{name: "audit verify", synopsis: "DIR  walk the hash chain of every change log under DIR", run: cmdAuditVerify})
+	register(command{name: "audit verify", synopsis: "DIR  walk the hash chain of every change log under DIR", run: plain(cmdAuditVerify)})
 }
 
 func cmdAuditVerify(_ context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(command{name: "init", synopsis: "NAME  scaffold a new data product whose go test ./... passes at once", run: cmdInit})
+	register(command{name: "init", synopsis: "NAME  scaffold a new data product whose go test ./... passes at once", run: plain(cmdInit)})
 }
 
 func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {

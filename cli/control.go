@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -15,11 +15,11 @@ import (
 )
 
 func init() {
-	register(command{name: "forget", synopsis: "SUBJECT --url URL  erase a data subject's pii from a running product (governance)", run: cmdForget})
-	register(command{name: "control pause", synopsis: "--url URL  stop a running product consuming (owner)", run: controlCmd("control pause", "pause", "")})
-	register(command{name: "control resume", synopsis: "--url URL  let a paused product consume again (owner)", run: controlCmd("control resume", "resume", "")})
-	register(command{name: "control reprocess", synopsis: "TOPIC PARTITION OFFSET --url URL  consume a partition again from an offset (owner)", run: controlCmd("control reprocess", "reprocess", "TOPIC PARTITION OFFSET")})
-	register(command{name: "control policy", synopsis: "TARGET=ACTION... --url URL  set what the output port does with classified fields (governance)", run: controlCmd("control policy", "policies", "TARGET=ACTION...")})
+	register(command{name: "forget", synopsis: "SUBJECT --url URL  erase a data subject's pii from a running product (governance)", run: plain(cmdForget)})
+	register(command{name: "control pause", synopsis: "--url URL  stop a running product consuming (owner)", run: plain(controlCmd("control pause", "pause", ""))})
+	register(command{name: "control resume", synopsis: "--url URL  let a paused product consume again (owner)", run: plain(controlCmd("control resume", "resume", ""))})
+	register(command{name: "control reprocess", synopsis: "TOPIC PARTITION OFFSET --url URL  consume a partition again from an offset (owner)", run: plain(controlCmd("control reprocess", "reprocess", "TOPIC PARTITION OFFSET"))})
+	register(command{name: "control policy", synopsis: "TARGET=ACTION... --url URL  set what the output port does with classified fields (governance)", run: plain(controlCmd("control policy", "policies", "TARGET=ACTION..."))})
 }
 
 // controlFlags are the flags every control command takes.

@@ -3,7 +3,7 @@
 //
 // It is written the way a domain team would write its own product: a row type
 // for the table, a handler, and a manifest with the output schema beside it.
-package inventory
+package products
 
 import (
 	"context"
