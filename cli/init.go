@@ -16,8 +16,21 @@ func init() {
 	register(command{name: "init", synopsis: "NAME  scaffold a new data product whose go test ./... passes at once", run: plain(cmdInit)})
 }
 
+const initUsage = `init NAME [--dir PATH] [--meshlet-dir PATH]
+
+Creates a data product module NAME (a module path such as demo or
+github.com/acme/orders): manifest, Avro schema, generated Go types, a typed
+handler, recorded CDC and a test over it, and main.go, which makes the
+binary the product with Meshlet's whole command line (go run . dev --once).
+
+Meshlet is not fetched from a module proxy, so go.mod replaces it with a
+local checkout: --meshlet-dir, else $MESHLET_SRC, else the checkout this
+meshlet was built from, else the first found above the working directory or
+this binary. Then runs go mod tidy, when go is on PATH, so go test ./...
+passes with no further step.`
+
 func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("init", "init NAME [--dir PATH] [--meshlet-dir PATH]\n\nCreates a data product module NAME (a module path such as demo or github.com/acme/orders):\nmanifest, Avro schema, generated Go types, a typed handler, recorded Debezium CDC and a test\nover it. Meshlet is not published, so go.mod replaces it with a local checkout: --meshlet-dir,\nelse $MESHLET_SRC, else the first checkout found above the working directory or this binary.\nThen runs go mod tidy, when go is on PATH, so go test ./... passes with no further step.", stderr)
+	fs := newFlags("init", initUsage, stderr)
 	dir := fs.String("dir", "", "directory to create (default: NAME's last element)")
 	meshletDir := fs.String("meshlet-dir", "", "Meshlet checkout for the replace directive")
 	names, err := parseInterleaved(fs, args)
@@ -26,9 +39,13 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(names) != 1 {
 		fs.Usage()
-		return errUsage
+		if len(names) == 0 {
+			return usageError("init needs the new product's NAME, e.g. meshlet init demo")
+		}
+		return usageError("init takes one NAME, got %q", names)
 	}
-	var starts []string
+	built := scaffold.BuiltFrom()
+	starts := []string{built}
 	if wd, err := os.Getwd(); err == nil {
 		starts = append(starts, wd)
 	}
@@ -47,7 +64,16 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, f := range res.Files {
 		fmt.Fprintf(stdout, "  %s\n", f)
 	}
-	fmt.Fprintf(stdout, "go.mod replaces github.com/meshlet/meshlet with %s\n", src)
+	switch {
+	case *meshletDir != "":
+		fmt.Fprintf(stdout, "go.mod replaces github.com/meshlet/meshlet with %s (--meshlet-dir)\n", src)
+	case os.Getenv("MESHLET_SRC") != "":
+		fmt.Fprintf(stdout, "go.mod replaces github.com/meshlet/meshlet with %s (MESHLET_SRC)\n", src)
+	case src == built:
+		fmt.Fprintf(stdout, "Meshlet is not fetched from a module proxy, so go.mod replaces github.com/meshlet/meshlet with the checkout this meshlet was built from: %s (--meshlet-dir overrides)\n", src)
+	default:
+		fmt.Fprintf(stdout, "Meshlet is not fetched from a module proxy, so go.mod replaces github.com/meshlet/meshlet with the checkout found at %s (--meshlet-dir overrides)\n", src)
+	}
 
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -61,7 +87,7 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("go mod tidy in %s failed (the files are in place; fix and rerun it): %w\n%s", res.Dir, err, strings.TrimSpace(string(out)))
 	}
-	fmt.Fprintf(stdout, "ran go mod tidy: go.mod and go.sum are complete\nnext: cd %s && go test ./...\n", relOrAbs(res.Dir))
+	fmt.Fprintf(stdout, "ran go mod tidy: go.mod and go.sum are complete\nnext: cd %s && go test ./... && go run . lint && go run . dev --once\n", relOrAbs(res.Dir))
 	return nil
 }
 

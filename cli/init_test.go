@@ -76,12 +76,16 @@ func TestInitFindsTheCheckout(t *testing.T) {
 	if !strings.Contains(out, "package orderevents") || !strings.Contains(out, "go is not on PATH: run `go mod tidy`") {
 		t.Errorf("output:\n%s", out)
 	}
-	if _, err := os.Stat(filepath.Join(work, "orders", "orderevents.go")); err != nil {
-		t.Error(err)
+	for _, f := range []string{"handler.go", "main.go", "handler_test.go", "testdata/README.md"} {
+		if _, err := os.Stat(filepath.Join(work, "orders", f)); err != nil {
+			t.Error(err)
+		}
 	}
 
-	_, errOut, code = runIn(t, work, []string{"MESHLET_SRC="}, "init", "demo")
-	if code != 1 || !strings.Contains(errOut, "no Meshlet checkout found") || !strings.Contains(errOut, "--meshlet-dir") {
-		t.Errorf("no checkout anywhere: exit %d\n%s", code, errOut)
+	// With neither, from a directory nowhere near a checkout, init uses the
+	// checkout the meshlet binary was built from, and says so.
+	out, errOut, code = runIn(t, work, []string{"MESHLET_SRC=", "PATH=" + t.TempDir()}, "init", "demo")
+	if code != 0 || !strings.Contains(out, "replaces github.com/meshlet/meshlet with the checkout this meshlet was built from: "+repo) {
+		t.Errorf("no checkout given: exit %d\n%s%s", code, out, errOut)
 	}
 }

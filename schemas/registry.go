@@ -99,7 +99,6 @@ func (r *Registry) Check(ctx context.Context, subject string, s *Schema, level C
 	if err := level.Validate(); err != nil {
 		return nil, fmt.Errorf("schemas: subject %s: %w", subject, err)
 	}
-	rule := compatRules[level]
 	res := &CheckResult{Subject: subject, Level: level, Next: 1}
 	got, err := r.cl.LookupSchema(ctx, subject, sr.Schema{Schema: s.pubText, Type: sr.TypeAvro})
 	switch {
@@ -117,33 +116,50 @@ func (r *Registry) Check(ctx context.Context, subject string, s *Schema, level C
 	if len(all) > 0 {
 		res.Next = all[0].Version + 1
 	}
-	if !rule.transitive && len(all) > 1 {
-		all = all[:1]
-	}
-	if !rule.backward && !rule.forward {
-		return res, nil
-	}
+	olds := make([]versioned, 0, len(all))
 	for _, o := range all {
-		res.Compared = append(res.Compared, Version{Version: o.Version, ID: o.ID})
 		old, err := parseRegistered(o.Schema)
 		if err != nil {
 			return nil, fmt.Errorf("schemas: subject %s version %d (id %d): %w", subject, o.Version, o.ID, err)
 		}
+		olds = append(olds, versioned{Version{Version: o.Version, ID: o.ID}, old})
+	}
+	compare(res, s, olds)
+	return res, nil
+}
+
+// versioned is one earlier version of a subject's published schema.
+type versioned struct {
+	v   Version
+	pub *avro.RecordSchema
+}
+
+// compare checks s against olds (newest first) as res.Level says, filling
+// res.Compared and res.Refusals.
+func compare(res *CheckResult, s *Schema, olds []versioned) {
+	rule := compatRules[res.Level]
+	if !rule.transitive && len(olds) > 1 {
+		olds = olds[:1]
+	}
+	if !rule.backward && !rule.forward {
+		return
+	}
+	for _, o := range olds {
+		res.Compared = append(res.Compared, o.v)
 		refuse := func(forward bool, ms []Mismatch) {
 			for _, m := range ms {
 				res.Refusals = append(res.Refusals, &CompatError{
-					Subject: subject, Level: level, Version: o.Version, ID: o.ID, Forward: forward, Mismatch: m,
+					Subject: res.Subject, Level: res.Level, Version: o.v.Version, ID: o.v.ID, Forward: forward, Mismatch: m,
 				})
 			}
 		}
 		if rule.backward {
-			refuse(false, resolve(s.pub, old))
+			refuse(false, resolve(s.pub, o.pub))
 		}
 		if rule.forward {
-			refuse(true, resolve(old, s.pub))
+			refuse(true, resolve(o.pub, s.pub))
 		}
 	}
-	return res, nil
 }
 
 func deref(s avro.Schema) avro.Schema {

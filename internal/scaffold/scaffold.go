@@ -1,10 +1,15 @@
 // Package scaffold writes a new data product directory for `meshlet init`:
-// a module whose `go test ./...` passes before anyone edits it.
+// a module whose `go test ./...`, `go run . lint` and `go run . dev --once`
+// pass before anyone edits it. The product is one main package: manifest,
+// schema, generated record type, handler, a test of the handler over
+// recorded CDC, and main.go, whose one call (cli.Main) makes the binary the
+// product with Meshlet's whole command line.
 //
-// Meshlet is not published, so the module requires
+// Meshlet is not fetched from a module proxy, so the module requires
 // github.com/meshlet/meshlet at a placeholder version and replaces it with
-// a local checkout, found by FindMeshlet. The checkout's go.mod requires
-// and go.sum are copied too, so the product builds with the exact versions
+// a local checkout, found by FindMeshlet (the one the running meshlet was
+// built from, unless told otherwise). The checkout's go.mod requires and
+// go.sum are copied too, so the product builds with the exact versions
 // Meshlet was tested with and `go mod tidy` finds every checksum it needs
 // without the network.
 package scaffold
@@ -18,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/template"
+	goruntime "runtime"
 	"unicode"
 
 	"golang.org/x/mod/modfile"
@@ -57,6 +63,9 @@ type Result struct {
 type data struct {
 	Module, Package, Title string
 }
+
+// goPackage is the product's Go package: a binary, so main.
+const goPackage = "main"
 
 // Create writes the product directory.
 func Create(o Options) (*Result, error) {
@@ -123,10 +132,13 @@ func Create(o Options) (*Result, error) {
 	files := []struct{ name, tmpl string }{
 		{"product.yaml", "product.yaml.tmpl"},
 		{schemaFile, "schema.avsc.tmpl"},
-		{pkg + ".go", "handler.go.tmpl"},
-		{pkg + "_test.go", "handler_test.go.tmpl"},
+		{"main.go", "main.go.tmpl"},
+		{"handler.go", "handler.go.tmpl"},
+		{"handler_test.go", "handler_test.go.tmpl"},
 		{"testdata/items.jsonl", "items.jsonl.tmpl"},
+		{"testdata/README.md", "testdata-README.md.tmpl"},
 		{"README.md", "README.md.tmpl"},
+		{".gitignore", "gitignore.tmpl"},
 	}
 	if err := write("go.mod", gomod); err != nil {
 		return nil, fmt.Errorf("scaffold: %w", err)
@@ -151,7 +163,7 @@ func Create(o Options) (*Result, error) {
 	}
 	// The record type comes from the schema, through the same generator as
 	// `meshlet gen`, so the two can never start out of step.
-	code, err := schemas.GenerateGo(pkg, schemas.GoSource{Name: schemaFile, Text: string(schemaText)})
+	code, err := schemas.GenerateGo(goPackage, schemas.GoSource{Name: schemaFile, Text: string(schemaText)})
 	if err != nil {
 		return nil, fmt.Errorf("scaffold: %w", err)
 	}
@@ -193,6 +205,22 @@ func goMod(path, meshletDir string, meshletMod []byte) ([]byte, error) {
 	}
 	f.Cleanup()
 	return modfile.Format(f.Syntax), nil
+}
+
+// BuiltFrom is the checkout this program was compiled from, "" when that
+// cannot be told (a -trimpath build, a checkout since moved or deleted):
+// the compiler records each source file's absolute path, and this file
+// lives two directories below the module root.
+func BuiltFrom() string {
+	_, file, _, ok := goruntime.Caller(0)
+	if !ok || !filepath.IsAbs(file) {
+		return ""
+	}
+	dir := filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	if !isMeshlet(dir) {
+		return ""
+	}
+	return dir
 }
 
 // FindMeshlet returns the absolute path of a Meshlet checkout: explicit
