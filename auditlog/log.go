@@ -105,7 +105,7 @@ func Open(dir string, opts ...Option) (*Log, error) {
 }
 
 func openLocked(dir string, o options) (*Log, error) {
-	st, err := scanDir(dir)
+	st, err := scanDir(dir, nil)
 	if err != nil {
 		return nil, err
 	}

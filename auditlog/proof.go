@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
@@ -235,7 +234,7 @@ type SinceReport struct {
 // (a signed checkpoint, checked with v) describes: its first
 // Checkpoint.Size entries are exactly the ones checkpointed. It reads the
 // whole log and trusts nothing stored beside it: it walks the hash chain
-// (Verify), recomputes the Merkle tree from the entries, compares its root
+// (as Verify does), recomputes the Merkle tree from the entries, compares its root
 // at the checkpoint's size, and builds and checks a consistency proof to
 // the current size.
 //
@@ -252,21 +251,32 @@ func VerifySince(dir string, checkpointNote []byte, v note.Verifier) (SinceRepor
 		return rep, err
 	}
 	rep.Checkpoint = cp
-	if base := filepath.Base(dir); !strings.HasSuffix(cp.Origin, "/"+base) {
+	if cp.Log() != filepath.Base(dir) {
 		return rep, fmt.Errorf("auditlog: checkpoint origin %q is not for the log %s", cp.Origin, dir)
 	}
-	vr, err := Verify(dir)
+	st, err := scanDir(dir, nil)
 	if err != nil {
 		return rep, err
 	}
-	segs, err := listSegments(dir)
-	if err != nil {
-		return rep, err
-	}
+	return proveSince(dir, st, cp, v, fmt.Sprintf("checkpoint %d", cp.Size))
+}
+
+// removedBehind is the error for a log that ends at lastSeq while a
+// checkpoint (label) vouches for size entries.
+func removedBehind(dir string, segs []segInfo, lastSeq, size uint64, label string) error {
+	return &CorruptError{Dir: dir, Segment: lastName(segs), Seq: lastSeq + 1, Reason: fmt.Sprintf(
+		"the log ends at seq %d but %s covers %d entries: entries %d..%d were removed",
+		lastSeq, label, size, lastSeq+1, size)}
+}
+
+// proveSince is VerifySince once the chain of the log in dir has checked
+// out (st): it reads the entries again for the Merkle tree. label is how
+// messages name cp.
+func proveSince(dir string, st dirState, cp Checkpoint, v note.Verifier, label string) (SinceReport, error) {
+	rep := SinceReport{Dir: dir, Checkpoint: cp}
+	vr, segs := st.report, st.segs
 	if vr.LastSeq < cp.Size {
-		return rep, &CorruptError{Dir: dir, Segment: lastName(segs), Seq: vr.LastSeq + 1, Reason: fmt.Sprintf(
-			"the log ends at seq %d but checkpoint %d covers %d entries: entries %d..%d were removed",
-			vr.LastSeq, cp.Size, cp.Size, vr.LastSeq+1, cp.Size)}
+		return rep, removedBehind(dir, segs, vr.LastSeq, cp.Size, label)
 	}
 
 	// Other signed checkpoints of this log bracket where a rewrite began.
@@ -282,7 +292,7 @@ func VerifySince(dir string, checkpointNote []byte, v note.Verifier) (SinceRepor
 			}
 		}
 	}
-	st, _ := loadTreeState(dir)
+	ts, _ := loadTreeState(dir)
 
 	// One pass over the log: every leaf into a compact range, the roots at
 	// each checkpoint size, the proof nodes, and the first stored node that
@@ -316,7 +326,7 @@ func VerifySince(dir string, checkpointNote []byte, v note.Verifier) (SinceRepor
 		if badNode || id.Level < storedLevel {
 			return
 		}
-		if _, end := id.Coverage(); end > st.size {
+		if _, end := id.Coverage(); end > ts.size {
 			return
 		}
 		f, ok := stored[id.Level]
@@ -370,7 +380,7 @@ func VerifySince(dir string, checkpointNote []byte, v note.Verifier) (SinceRepor
 		roots[0] = [32]byte(hasher.EmptyRoot())
 	}
 	if roots[cp.Size] != cp.Root {
-		return rep, localize(dir, segs, cp, others, roots, firstBadNode, badNode)
+		return rep, localize(dir, segs, cp, label, others, roots, firstBadNode, badNode)
 	}
 
 	// The nodes of the proof that are not perfect subtrees closed during
@@ -400,7 +410,7 @@ func lastName(segs []segInfo) string {
 }
 
 // localize names where a log rewritten behind checkpoint cp first differs.
-func localize(dir string, segs []segInfo, cp Checkpoint, others map[uint64]Checkpoint, roots map[uint64][32]byte, bad compact.NodeID, haveBad bool) error {
+func localize(dir string, segs []segInfo, cp Checkpoint, label string, others map[uint64]Checkpoint, roots map[uint64][32]byte, bad compact.NodeID, haveBad bool) error {
 	lo, hi := uint64(1), cp.Size // the first difference is in seqs lo..hi
 	var ok, notOK []uint64
 	for n, c := range others {
@@ -425,8 +435,8 @@ func localize(dir string, segs []segInfo, cp Checkpoint, others map[uint64]Check
 		}
 	}
 	ce := &CorruptError{Dir: dir, Seq: lo, Reason: fmt.Sprintf(
-		"entries 1..%d no longer hash to the root of checkpoint %d: the log was rewritten behind it (chain hashes recomputed); the first changed entry is in seq %d..%d (located by %s)",
-		cp.Size, cp.Size, lo, hi, how)}
+		"entries 1..%d no longer hash to the root of %s: the log was rewritten behind it (chain hashes recomputed); the first changed entry is in seq %d..%d (located by %s)",
+		cp.Size, label, lo, hi, how)}
 	if i := segmentFor(segs, lo); i >= 0 {
 		ce.Segment = segs[i].name
 	}
