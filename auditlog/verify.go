@@ -239,7 +239,8 @@ func readKept(paths []string) ([]keptNote, error) {
 	return kept, nil
 }
 
-// verifierFound is FindVerifier's answer, remembered per directory.
+// verifierFound is a key FindVerifier found, remembered per parent
+// directory of logs.
 type verifierFound struct {
 	v    note.Verifier
 	path string
@@ -300,8 +301,9 @@ func verifyLog(dir string, c *verifyConfig, kept []keptNote, keys map[string]ver
 			key := filepath.Dir(dir)
 			f, ok := keys[key]
 			if !ok {
-				f.v, f.path, f.err = FindVerifier(dir)
-				keys[key] = f
+				if f.v, f.path, f.err = FindVerifier(dir); f.err == nil {
+					keys[key] = f
+				}
 			}
 			v, rep.Verifier = f.v, f.path
 			if f.err != nil {
