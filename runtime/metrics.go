@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/meshlet/meshlet/auditlog"
 )
 
 // metrics are the product's Prometheus series, named
@@ -46,7 +48,8 @@ type metrics struct {
 	latencies [1024]float64    // the newest publish latencies (s), a ring
 	latN      int
 
-	lag *lagCollector
+	lag       *lagCollector
+	changelog *auditlog.Metrics // fsyncs and bytes written, recorded by each log
 }
 
 // inputRowsOf is how many records of topic committed since start.
@@ -74,7 +77,7 @@ func newMetrics(r *Runner) *metrics {
 	out := m.OutputPorts[0]
 	product := prometheus.Labels{"data_product": m.ID}
 	outLabels := prometheus.Labels{"data_product": m.ID, "port": out.Name, "topic": out.Topic}
-	x := &metrics{reg: prometheus.NewRegistry(), inputRows: map[string]int64{}, lag: newLagCollector(r)}
+	x := &metrics{reg: prometheus.NewRegistry(), inputRows: map[string]int64{}, lag: newLagCollector(r), changelog: auditlog.NewMetrics(product)}
 	x.inputRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshlet_input_records_total", Help: "Input records consumed, counted when their batch commits.", ConstLabels: product,
 	}, []string{"port", "topic"})
@@ -110,6 +113,7 @@ func newMetrics(r *Runner) *metrics {
 	})
 	x.reg.MustRegister(x.inputRecords, x.outputRecords, x.deadLetters, x.duplicates, x.batches,
 		x.publishLatency, x.paused, freshness, qualityCollector{r}, changeLogCollector{r}, x.lag)
+	x.reg.MustRegister(x.changelog.Collectors()...)
 	for _, in := range m.InputPorts {
 		x.inputRecords.WithLabelValues(in.Name, in.Topic) // present at 0 before the first batch
 	}
