@@ -74,12 +74,12 @@ func (r *Runner) startServing(ctx context.Context) error {
 	}
 	q := &query.Handler{Store: r.serve.store, Current: r.serve.current, Decoder: dec, Log: r.log}
 	r.serve.mgmt = r.management(q)
-	ln, err := net.Listen("tcp", r.cfg.HTTPAddr)
+	ln, err := r.serve.mgmt.Listen(r.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("management port %s: %w", r.cfg.HTTPAddr, err)
 	}
 	r.serve.addr = ln.Addr()
-	r.serve.http = &http.Server{Handler: r.serve.mgmt.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	r.serve.http = r.serve.mgmt.HTTPServer()
 	go func() {
 		if err := r.serve.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.log.Error("management port stopped", "addr", r.serve.addr, "err", err)
