@@ -44,8 +44,8 @@ type VerifyReport struct {
 	// found beside the logs (FindVerifier); "" when it was given
 	// (CheckWith) or not needed.
 	Verifier string
-	// Err is why the log failed, nil when it checks out. Verify returns
-	// it as well; VerifyTree sets it on each log's report.
+	// Err is why the log failed, nil when it checks out: what Verify
+	// returns, kept with each log's report by VerifyTree.
 	Err error
 }
 
@@ -113,7 +113,9 @@ func Verify(dir string, opts ...VerifyOption) (VerifyReport, error) {
 				"auditlog: checkpoint %s is for the log %q, not for the log %s", k.path, k.log, dir)
 		}
 	}
-	return verifyLog(dir, &c, kept, map[string]verifierFound{})
+	rep, err := verifyLog(dir, &c, kept, map[string]verifierFound{})
+	rep.Err = err
+	return rep, err
 }
 
 // VerifyTree verifies every log directory (a directory holding *.seg files)
