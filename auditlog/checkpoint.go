@@ -208,6 +208,100 @@ func ReadVerifier(arg string) (note.Verifier, error) {
 	return v, nil
 }
 
+// ErrNoVerifier means a log has signed checkpoints but no verifier key was
+// given or found to check them with: the log cannot be vouched for.
+var ErrNoVerifier = errors.New("no verifier key")
+
+// FindVerifier finds the product's verifier key for the log, or the tree
+// of logs, in dir: VerifierFile in dir, its parent or its grandparent.
+// That is where LoadOrCreateKey keeps it beside the runtime's logs
+// (DATA/checkpoint.pub, DATA/changelog/<topic>-<partition>/). It returns
+// the file the key came from. A key found there is only as trustworthy as
+// the directory: whoever could rewrite the log could replace the key and
+// re-sign, so an auditor checks with a key obtained independently.
+func FindVerifier(dir string) (note.Verifier, string, error) {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("auditlog: %w", err)
+	}
+	for range 3 {
+		p := filepath.Join(d, VerifierFile)
+		if _, err := os.Stat(p); err == nil {
+			v, err := ReadVerifier(p)
+			return v, p, err
+		}
+		d = filepath.Dir(d)
+	}
+	return nil, "", fmt.Errorf("%w: no %s in %s or the two directories above it", ErrNoVerifier, VerifierFile, dir)
+}
+
+// maxNoteSize bounds a checkpoint note read from a file: a real one is a
+// few hundred bytes.
+const maxNoteSize = 64 << 10
+
+// ReadCheckpoint reads a signed checkpoint note from a file and checks it
+// against v. It returns the checkpoint and the note as read.
+func ReadCheckpoint(path string, v note.Verifier) (Checkpoint, []byte, error) {
+	msg, err := readNoteFile(path)
+	if err != nil {
+		return Checkpoint{}, nil, err
+	}
+	cp, err := OpenCheckpoint(msg, v)
+	if err != nil {
+		return cp, msg, fmt.Errorf("auditlog: %s: %w", path, err)
+	}
+	return cp, msg, nil
+}
+
+func readNoteFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("auditlog: checkpoint %s does not exist", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: %w", err)
+	}
+	defer f.Close()
+	msg, err := io.ReadAll(io.LimitReader(f, maxNoteSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: %w", err)
+	}
+	if len(msg) > maxNoteSize {
+		return nil, fmt.Errorf("auditlog: %s is over %d bytes: not a checkpoint note", path, maxNoteSize)
+	}
+	return msg, nil
+}
+
+// unverifiedCheckpoint parses a note's text without checking its
+// signature: only to learn which log it claims to be about.
+func unverifiedCheckpoint(msg []byte) (Checkpoint, error) {
+	i := bytes.LastIndex(msg, []byte("\n\n"))
+	if i < 0 {
+		return Checkpoint{}, errors.New("checkpoint: not a signed note (no blank line before the signatures)")
+	}
+	return ParseCheckpoint(string(msg[:i+1]))
+}
+
+// Log is the name of the log the checkpoint is about: its directory's
+// name, the last element of the origin ("" when the origin has none).
+func (c Checkpoint) Log() string {
+	i := strings.LastIndexByte(c.Origin, '/')
+	if i < 0 {
+		return ""
+	}
+	return c.Origin[i+1:]
+}
+
+// NewestCheckpoint is the path of the largest checkpoint saved beside the
+// log in dir; ok is false when there is none.
+func NewestCheckpoint(dir string) (path string, ok bool, err error) {
+	sizes, err := Checkpoints(dir)
+	if err != nil || len(sizes) == 0 {
+		return "", false, err
+	}
+	return NotePath(dir, sizes[len(sizes)-1]), true, nil
+}
+
 // treeState is the persisted Merkle state of a log: the compact range
 // over entries 1..size and where entry size sits, so the next checkpoint
 // reads only the entries after it.

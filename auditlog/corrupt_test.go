@@ -2,11 +2,13 @@ package auditlog
 
 import (
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -412,10 +414,19 @@ func TestVerifyTree(t *testing.T) {
 	bad := filepath.Join(root, "orders.cdc-1")
 	frames := walkFrames(t, bad)
 	flip(t, bad, frames[4].seg, frames[4].off+12, 1)
+	// A bad log fails, named, and the others are still verified and reported.
 	reps, err = VerifyTree(root)
 	ce := asCorrupt(t, err)
-	if len(reps) != 1 || ce.Dir != bad || ce.Seq != 5 {
+	if len(reps) != 3 || ce.Dir != bad || ce.Seq != 5 || !strings.HasPrefix(err.Error(), "log orders.cdc-1: change log corrupt: ") {
 		t.Fatalf("VerifyTree: %d reports, %v", len(reps), err)
+	}
+	for i, want := range []string{"orders.cdc-0", "orders.cdc-1", "payments.cdc-0"} {
+		if reps[i].Log != want || (reps[i].Err != nil) != (want == "orders.cdc-1") {
+			t.Fatalf("report %d: %s, err %v", i, reps[i].Log, reps[i].Err)
+		}
+	}
+	if !errors.Is(reps[1].Err, ErrCorrupt) || reps[2].LastSeq != 20 {
+		t.Fatalf("reports: %+v", reps)
 	}
 }
 

@@ -85,7 +85,10 @@
 // empty. A roll fsyncs the old segment, writes the new header to NAME.tmp,
 // fsyncs it and renames it into place, then fsyncs the directory: a segment
 // that exists always has a whole header, and Sync only ever needs to sync
-// the newest file. If a write or fsync fails the Log refuses all further
+// the newest file. With WithMetrics, every fsync of a segment file is timed
+// (meshlet_changelog_fsync_seconds) and every byte written to one counted
+// (meshlet_changelog_written_bytes_total), by log, in collectors the
+// program registers where it wants. If a write or fsync fails the Log refuses all further
 // work: what reached the disk is unknown and only Open can tell.
 //
 // A LOCK file in the directory holds an advisory flock while a Log is open,
@@ -132,9 +135,24 @@
 // error, it is reported in VerifyReport.TornTail.
 //
 // What the chain alone cannot show is a log cut short at a frame boundary,
-// or rewritten from some entry on with every hash recomputed. Comparing the
-// head hash against one recorded elsewhere catches both; signed checkpoints
-// (below) make that systematic.
+// a segment removed from the end, or entries rewritten with every checksum
+// and hash recomputed. So Verify also checks the newest signed checkpoint
+// saved beside the log (below), and any kept from an earlier audit
+// (Since): in the same read it hashes the entries into the Merkle tree and
+// compares the root at each checkpoint's size with the signed one. A log
+// shorter than a checkpoint, or whose first N entries no longer give its
+// root, is a *CorruptError naming the checkpoint's file (for a rewrite,
+// with the range of seqs holding the first change, as VerifySince finds
+// it). The signatures are checked with the key given (CheckWith), else
+// the product's verifier key found by FindVerifier: checkpoint.pub in the
+// log's directory or one of the two above it, where the runtime keeps it
+// (DATA/checkpoint.pub beside DATA/changelog/<topic>-<partition>/). A log
+// with checkpoints and no key fails with ErrNoVerifier; a log with no
+// checkpoint is checked by its chain alone, and VerifyReport says so
+// (StoredCheckpoints 0). The key beside the logs shows damage and clumsy
+// tampering; only a key the auditor obtained independently rules out a
+// replaced key with re-signed notes. VerifyTree verifies every log under a
+// root and reports each, failed or not; ChainOnly skips the checkpoints.
 //
 // # Bitemporal queries
 //

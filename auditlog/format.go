@@ -52,9 +52,21 @@ type CorruptError struct {
 	Reason       string
 }
 
+// Error names the segment, offset and entry, leaving out what is not
+// known (a removed log has no segment; a bad note no entry).
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("change log corrupt: segment %s offset %d entry seq %d: %s",
-		e.Segment, e.Offset, e.Seq, e.Reason)
+	b := []byte("change log corrupt: ")
+	if e.Segment != "" {
+		b = fmt.Appendf(b, "segment %s offset %d ", e.Segment, e.Offset)
+	}
+	if e.Seq != 0 {
+		b = fmt.Appendf(b, "entry seq %d ", e.Seq)
+	}
+	if n := len(b); b[n-1] == ' ' {
+		b[n-1] = ':'
+		b = append(b, ' ')
+	}
+	return string(append(b, e.Reason...))
 }
 
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }

@@ -28,6 +28,7 @@ type Option func(*options)
 type options struct {
 	segmentSize int64
 	syncEach    bool
+	metrics     *Metrics
 }
 
 // SegmentSize rolls to a new segment when the current one would exceed n
@@ -51,6 +52,7 @@ type Log struct {
 	dir      string
 	opts     options
 	recovery Recovery
+	metrics  logMetrics
 
 	ckMu sync.Mutex // serialises checkpoints (checkpoint.go); never held with mu waiting on it
 
@@ -105,7 +107,7 @@ func Open(dir string, opts ...Option) (*Log, error) {
 }
 
 func openLocked(dir string, o options) (*Log, error) {
-	st, err := scanDir(dir)
+	st, err := scanDir(dir, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +119,7 @@ func openLocked(dir string, o options) (*Log, error) {
 		sysTime: st.lastSys,
 		hash:    st.report.Head,
 		ch:      newChainer(),
+		metrics: o.metrics.forLog(filepath.Base(dir)),
 	}
 	if len(st.segs) == 0 {
 		return l, removeTemps(dir)
@@ -129,7 +132,7 @@ func openLocked(dir string, o options) (*Log, error) {
 	}
 	if st.torn != nil {
 		if err := f.Truncate(st.endSize); err == nil {
-			err = f.Sync()
+			err = l.metrics.sync(f)
 		}
 		if err != nil {
 			f.Close()
@@ -249,7 +252,7 @@ func (l *Log) Append(batch []Entry) error {
 		return l.fail(err)
 	}
 	if l.opts.syncEach {
-		if err := l.f.Sync(); err != nil {
+		if err := l.metrics.sync(l.f); err != nil {
 			return l.fail(err)
 		}
 	}
@@ -266,7 +269,9 @@ func (l *Log) write(b []byte, entries int) error {
 		l.f.Write(b[:len(b)/2]) // a crash mid-write, for crash tests
 		failpoint.Die()
 	}
-	if _, err := l.f.Write(b); err != nil {
+	n, err := l.f.Write(b)
+	l.metrics.wrote(n)
+	if err != nil {
 		return err
 	}
 	l.curSize += int64(len(b))
@@ -280,7 +285,7 @@ func (l *Log) write(b []byte, entries int) error {
 // last one.
 func (l *Log) roll(firstSeq uint64, prev [32]byte) error {
 	if l.f != nil {
-		if err := l.f.Sync(); err != nil {
+		if err := l.metrics.sync(l.f); err != nil {
 			return err
 		}
 		if err := l.f.Close(); err != nil {
@@ -291,7 +296,7 @@ func (l *Log) roll(firstSeq uint64, prev [32]byte) error {
 	name := segmentName(firstSeq)
 	path := filepath.Join(l.dir, name)
 	hdr := segmentHeader{firstSeq: firstSeq, prev: prev}.encode()
-	if err := writeFileSync(path+tmpSuffix, hdr[:]); err != nil {
+	if err := l.writeHeader(path+tmpSuffix, hdr[:]); err != nil {
 		return err
 	}
 	if err := os.Rename(path+tmpSuffix, path); err != nil {
@@ -308,6 +313,23 @@ func (l *Log) roll(firstSeq uint64, prev [32]byte) error {
 	l.segs = append(l.segs, segInfo{firstSeq, name})
 	l.curSize, l.curEntries = headerSize, 0
 	return nil
+}
+
+// writeHeader writes a new segment's header to path and syncs it.
+func (l *Log) writeHeader(path string, hdr []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	n, err := f.Write(hdr)
+	l.metrics.wrote(n)
+	if err == nil {
+		err = l.metrics.sync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func writeFileSync(path string, b []byte) error {
@@ -353,7 +375,7 @@ func (l *Log) Sync() error {
 	if l.f == nil {
 		return nil
 	}
-	if err := l.f.Sync(); err != nil {
+	if err := l.metrics.sync(l.f); err != nil {
 		return l.fail(err)
 	}
 	return nil
@@ -370,7 +392,7 @@ func (l *Log) Close() error {
 	err := l.err
 	if l.f != nil {
 		if err == nil {
-			if serr := l.f.Sync(); serr != nil {
+			if serr := l.metrics.sync(l.f); serr != nil {
 				err = fmt.Errorf("auditlog: close %s: %w", l.dir, serr)
 			}
 		}

@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -235,7 +236,7 @@ type SinceReport struct {
 // (a signed checkpoint, checked with v) describes: its first
 // Checkpoint.Size entries are exactly the ones checkpointed. It reads the
 // whole log and trusts nothing stored beside it: it walks the hash chain
-// (Verify), recomputes the Merkle tree from the entries, compares its root
+// (as Verify does), recomputes the Merkle tree from the entries, compares its root
 // at the checkpoint's size, and builds and checks a consistency proof to
 // the current size.
 //
@@ -252,21 +253,32 @@ func VerifySince(dir string, checkpointNote []byte, v note.Verifier) (SinceRepor
 		return rep, err
 	}
 	rep.Checkpoint = cp
-	if base := filepath.Base(dir); !strings.HasSuffix(cp.Origin, "/"+base) {
+	if cp.Log() != filepath.Base(dir) {
 		return rep, fmt.Errorf("auditlog: checkpoint origin %q is not for the log %s", cp.Origin, dir)
 	}
-	vr, err := Verify(dir)
+	st, err := scanDir(dir, nil)
 	if err != nil {
 		return rep, err
 	}
-	segs, err := listSegments(dir)
-	if err != nil {
-		return rep, err
-	}
+	return proveSince(dir, st, cp, v, fmt.Sprintf("checkpoint %d", cp.Size))
+}
+
+// removedBehind is the error for a log that ends at lastSeq while a
+// checkpoint (label) vouches for size entries.
+func removedBehind(dir string, segs []segInfo, lastSeq, size uint64, label string) error {
+	return &CorruptError{Dir: dir, Segment: lastName(segs), Seq: lastSeq + 1, Reason: fmt.Sprintf(
+		"the log ends at seq %d but %s covers %d entries: entries %d..%d were removed",
+		lastSeq, label, size, lastSeq+1, size)}
+}
+
+// proveSince is VerifySince once the chain of the log in dir has checked
+// out (st): it reads the entries again for the Merkle tree. label is how
+// messages name cp.
+func proveSince(dir string, st dirState, cp Checkpoint, v note.Verifier, label string) (SinceReport, error) {
+	rep := SinceReport{Dir: dir, Checkpoint: cp}
+	vr, segs := st.report, st.segs
 	if vr.LastSeq < cp.Size {
-		return rep, &CorruptError{Dir: dir, Segment: lastName(segs), Seq: vr.LastSeq + 1, Reason: fmt.Sprintf(
-			"the log ends at seq %d but checkpoint %d covers %d entries: entries %d..%d were removed",
-			vr.LastSeq, cp.Size, cp.Size, vr.LastSeq+1, cp.Size)}
+		return rep, removedBehind(dir, segs, vr.LastSeq, cp.Size, label)
 	}
 
 	// Other signed checkpoints of this log bracket where a rewrite began.
@@ -282,7 +294,7 @@ func VerifySince(dir string, checkpointNote []byte, v note.Verifier) (SinceRepor
 			}
 		}
 	}
-	st, _ := loadTreeState(dir)
+	ts, _ := loadTreeState(dir)
 
 	// One pass over the log: every leaf into a compact range, the roots at
 	// each checkpoint size, the proof nodes, and the first stored node that
@@ -316,7 +328,7 @@ func VerifySince(dir string, checkpointNote []byte, v note.Verifier) (SinceRepor
 		if badNode || id.Level < storedLevel {
 			return
 		}
-		if _, end := id.Coverage(); end > st.size {
+		if _, end := id.Coverage(); end > ts.size {
 			return
 		}
 		f, ok := stored[id.Level]
@@ -370,7 +382,7 @@ func VerifySince(dir string, checkpointNote []byte, v note.Verifier) (SinceRepor
 		roots[0] = [32]byte(hasher.EmptyRoot())
 	}
 	if roots[cp.Size] != cp.Root {
-		return rep, localize(dir, segs, cp, others, roots, firstBadNode, badNode)
+		return rep, localize(dir, segs, cp, label, others, roots, firstBadNode, badNode)
 	}
 
 	// The nodes of the proof that are not perfect subtrees closed during
@@ -400,7 +412,7 @@ func lastName(segs []segInfo) string {
 }
 
 // localize names where a log rewritten behind checkpoint cp first differs.
-func localize(dir string, segs []segInfo, cp Checkpoint, others map[uint64]Checkpoint, roots map[uint64][32]byte, bad compact.NodeID, haveBad bool) error {
+func localize(dir string, segs []segInfo, cp Checkpoint, label string, others map[uint64]Checkpoint, roots map[uint64][32]byte, bad compact.NodeID, haveBad bool) error {
 	lo, hi := uint64(1), cp.Size // the first difference is in seqs lo..hi
 	var ok, notOK []uint64
 	for n, c := range others {
@@ -425,10 +437,161 @@ func localize(dir string, segs []segInfo, cp Checkpoint, others map[uint64]Check
 		}
 	}
 	ce := &CorruptError{Dir: dir, Seq: lo, Reason: fmt.Sprintf(
-		"entries 1..%d no longer hash to the root of checkpoint %d: the log was rewritten behind it (chain hashes recomputed); the first changed entry is in seq %d..%d (located by %s)",
-		cp.Size, cp.Size, lo, hi, how)}
+		"entries 1..%d no longer hash to the root of %s: the log was rewritten behind it (chain hashes recomputed); the first changed entry is in seq %d..%d (located by %s)",
+		cp.Size, label, lo, hi, how)}
 	if i := segmentFor(segs, lo); i >= 0 {
 		ce.Segment = segs[i].name
 	}
 	return ce
+}
+
+// LogOf is the log a checkpoint is about: the one whose directory's name
+// its origin ends with.
+func (s *Store) LogOf(cp Checkpoint) (LogInfo, error) {
+	var names []string
+	for _, l := range s.Logs() {
+		if filepath.Base(l.Dir) == cp.Log() && cp.Log() != "" {
+			return l, nil
+		}
+		names = append(names, l.Name)
+	}
+	return LogInfo{}, fmt.Errorf("auditlog: no log under %s matches checkpoint origin %q (logs: %s)", s.root, cp.Origin, strings.Join(names, ", "))
+}
+
+// LogDirOf finds the directory of the log a checkpoint is about under
+// root (a log's directory, a directory of logs or a product's data
+// directory), without opening an index.
+func LogDirOf(root string, cp Checkpoint) (string, error) {
+	dirs, err := findLogs(logsRoot(root))
+	if err != nil {
+		return "", fmt.Errorf("auditlog: %w", err)
+	}
+	var found []string
+	for _, d := range dirs {
+		if filepath.Base(d) == cp.Log() && cp.Log() != "" {
+			found = append(found, d)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return "", fmt.Errorf("auditlog: no log under %s matches checkpoint origin %q (logs: %s)", root, cp.Origin, strings.Join(dirs, ", "))
+	}
+	return "", fmt.Errorf("auditlog: %d logs under %s match checkpoint origin %q (%s): give the log's directory", len(found), root, cp.Origin, strings.Join(found, ", "))
+}
+
+// checkFor refuses a checkpoint of another log than l.
+func checkFor(l LogInfo, cp Checkpoint) error {
+	if cp.Log() != filepath.Base(l.Dir) {
+		return fmt.Errorf("auditlog: checkpoint origin %q is not for the log %s", cp.Origin, l.Dir)
+	}
+	return nil
+}
+
+func (s *Store) info(log string) (LogInfo, error) {
+	for _, l := range s.Logs() {
+		if l.Name == log {
+			return l, nil
+		}
+	}
+	return LogInfo{}, fmt.Errorf("auditlog: no log named %q under %s", log, s.root)
+}
+
+// ProveInCheckpoint proves that entry seq of log is in the tree a signed
+// checkpoint cp commits to (checked by OpenCheckpoint or ReadCheckpoint):
+// an inclusion proof computed from the Merkle tree stored beside the log,
+// verified, whose root must be the one signed. A different root means the
+// stored tree was changed after cp was signed; VerifySince then finds
+// which entries changed.
+func (s *Store) ProveInCheckpoint(log string, seq uint64, cp Checkpoint) (InclusionProof, error) {
+	l, err := s.info(log)
+	if err != nil {
+		return InclusionProof{}, err
+	}
+	if err := checkFor(l, cp); err != nil {
+		return InclusionProof{}, err
+	}
+	if seq == 0 || seq > cp.Size {
+		return InclusionProof{}, fmt.Errorf("auditlog: seq %d is not in checkpoint %d, which covers seq 1..%d", seq, cp.Size, cp.Size)
+	}
+	p, err := s.ProveInclusion(log, seq, cp.Size)
+	if err != nil {
+		return p, err
+	}
+	if p.Root != cp.Root {
+		return p, &CorruptError{Dir: l.Dir, Reason: fmt.Sprintf(
+			"the Merkle tree beside the log gives root %s for %d entries, but checkpoint %d signed %s: the tree was changed after it was signed",
+			b64(p.Root), cp.Size, cp.Size, b64(cp.Root))}
+	}
+	return p, nil
+}
+
+// ProveCheckpointsConsistent proves that the tree signed by checkpoint b
+// extends the one signed by a, both of log: a consistency proof computed
+// from the Merkle tree stored beside the log, verified, whose roots must
+// be the signed ones.
+func (s *Store) ProveCheckpointsConsistent(log string, a, b Checkpoint) (ConsistencyProof, error) {
+	if a.Origin != b.Origin {
+		return ConsistencyProof{}, fmt.Errorf("auditlog: checkpoints are of different logs: %q and %q", a.Origin, b.Origin)
+	}
+	l, err := s.info(log)
+	if err != nil {
+		return ConsistencyProof{}, err
+	}
+	if err := checkFor(l, a); err != nil {
+		return ConsistencyProof{}, err
+	}
+	p, err := s.ProveConsistency(log, a.Size, b.Size)
+	if err != nil {
+		return p, err
+	}
+	if p.Root1 != a.Root || p.Root2 != b.Root {
+		return p, &CorruptError{Dir: l.Dir, Reason: fmt.Sprintf(
+			"the Merkle tree beside the log gives roots %s (size %d) and %s (size %d), but the checkpoints signed %s and %s: the tree was changed after checkpoint %d was signed",
+			b64(p.Root1), a.Size, b64(p.Root2), b.Size, b64(a.Root), b64(b.Root), a.Size)}
+	}
+	return p, nil
+}
+
+func b64(h [32]byte) string { return base64.StdEncoding.EncodeToString(h[:]) }
+
+// Signed is a checkpoint CheckpointTree signed.
+type Signed struct {
+	Log, Dir   string
+	Note       string // where it was saved
+	Msg        []byte // the signed note
+	Checkpoint Checkpoint
+}
+
+// CheckpointTree signs a checkpoint of every log under root (a product's
+// data directory or a directory of logs) as it stands and saves each
+// beside its log. The logs must not be open in a running product, which
+// checkpoints them itself.
+func CheckpointTree(root string, signer note.Signer) ([]Signed, error) {
+	dirs, err := findLogs(logsRoot(root))
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: %w", err)
+	}
+	if len(dirs) == 0 {
+		return nil, fmt.Errorf("auditlog: no change log under %s", root)
+	}
+	var out []Signed
+	for _, dir := range dirs {
+		l, err := Open(dir)
+		if err != nil {
+			return out, err
+		}
+		msg, err := l.Checkpoint(signer)
+		l.Close()
+		if err != nil {
+			return out, err
+		}
+		cp, err := ParseCheckpoint(string(msg))
+		if err != nil {
+			return out, err
+		}
+		out = append(out, Signed{Log: filepath.Base(dir), Dir: dir, Note: NotePath(dir, cp.Size), Msg: msg, Checkpoint: cp})
+	}
+	return out, nil
 }

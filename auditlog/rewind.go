@@ -67,7 +67,7 @@ func (l *Log) Rewind(drop func(e *Entry) bool) (uint64, error) {
 	if err := f.Truncate(cut.end); err != nil {
 		return 0, l.fail(err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := l.metrics.sync(f); err != nil {
 		return 0, l.fail(err)
 	}
 	l.curSize = cut.end

@@ -44,10 +44,7 @@ var ErrKeyCollision = errors.New("auditlog: two keys share an index hash")
 // logs are under changelog/) or any directory holding logs; a log's name
 // is its directory relative to that, e.g. "orders-0".
 func OpenStore(root string, opts ...StoreOption) (*Store, error) {
-	s := &Store{root: root}
-	if fi, err := os.Stat(filepath.Join(root, "changelog")); err == nil && fi.IsDir() {
-		s.root = filepath.Join(root, "changelog")
-	}
+	s := &Store{root: logsRoot(root)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -95,6 +92,15 @@ func (s *Store) Logs() []LogInfo {
 }
 
 // findLogs returns the log directories under root: those holding segments.
+// logsRoot is where the logs under a product's data directory live:
+// root/changelog when there is one, else root.
+func logsRoot(root string) string {
+	if fi, err := os.Stat(filepath.Join(root, "changelog")); err == nil && fi.IsDir() {
+		return filepath.Join(root, "changelog")
+	}
+	return root
+}
+
 func findLogs(root string) ([]string, error) {
 	var dirs []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {

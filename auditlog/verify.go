@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -13,57 +14,415 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+
+	"github.com/transparency-dev/merkle/compact"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // VerifyReport is what Verify found in one log directory.
 type VerifyReport struct {
-	Dir               string
+	Dir string
+	// Log is the log's name: its directory's name, which is also how its
+	// checkpoints name it (<topic>-<partition> for the runtime's logs).
+	Log               string
 	Segments          int
 	Entries           uint64
 	FirstSeq, LastSeq uint64
 	Head              [32]byte // chain hash of the last entry
 	TornTail          bool     // a torn last frame was seen (not an error for verify, but reported)
+
+	// StoredCheckpoints is how many signed checkpoints are saved beside
+	// the log. With none, only the chain could be checked: a log cut at a
+	// frame boundary, or rewritten with every hash recomputed, passes it.
+	StoredCheckpoints int
+	// Checkpoints are the signed checkpoints the log was checked against,
+	// smallest first: the newest one stored beside it and every one given
+	// with Since.
+	Checkpoints []CheckedCheckpoint
+	// Verifier is the file the checkpoints' key came from when it was
+	// found beside the logs (FindVerifier); "" when it was given
+	// (CheckWith) or not needed.
+	Verifier string
+	// Err is why the log failed, nil when it checks out: what Verify
+	// returns, kept with each log's report by VerifyTree.
+	Err error
 }
 
+// CheckedCheckpoint is one signed checkpoint a log was checked against.
+type CheckedCheckpoint struct {
+	Checkpoint
+	Note string // the file it was read from
+	Kept bool   // given with Since, rather than found beside the log
+	OK   bool   // the log's first Size entries hash to its Root
+}
+
+// VerifyOption changes what Verify and VerifyTree check.
+type VerifyOption func(*verifyConfig)
+
+type verifyConfig struct {
+	verifier  note.Verifier
+	since     []string
+	chainOnly bool
+}
+
+// CheckWith checks the checkpoints with v instead of the verifier key
+// found beside the logs (FindVerifier). An auditor passes the key they
+// obtained independently, so a replaced key and re-signed notes in the
+// data directory cannot pass.
+func CheckWith(v note.Verifier) VerifyOption { return func(c *verifyConfig) { c.verifier = v } }
+
+// Since adds checkpoints the logs must extend: signed notes kept from an
+// earlier audit, each a note file or a directory searched for *.note
+// files. Each is checked against the log its origin names; one whose log
+// is missing is a failure.
+func Since(paths ...string) VerifyOption {
+	return func(c *verifyConfig) { c.since = append(c.since, paths...) }
+}
+
+// ChainOnly checks the segments and the hash chain only, as Open does,
+// leaving the checkpoints aside.
+func ChainOnly() VerifyOption { return func(c *verifyConfig) { c.chainOnly = true } }
+
 // Verify re-reads every segment of the log in dir without writing anything
-// and checks headers, framing, checksums, seq continuity, system-time order and
-// the hash chain. A torn last frame is reported, not failed: it is the normal
-// trace of a crash and Open will cut it.
-func Verify(dir string) (VerifyReport, error) {
-	st, err := scanDir(dir)
-	return st.report, err
+// and checks headers, framing, checksums, seq continuity, system-time order
+// and the hash chain; then that the log's entries hash to the root of the
+// newest signed checkpoint saved beside it, and of each one given with
+// Since. A torn last frame is reported, not failed: it is the normal trace
+// of a crash and Open will cut it.
+//
+// The chain alone cannot show a log cut at a frame boundary, a segment
+// removed from the end, or entries rewritten with every checksum and hash
+// recomputed; the checkpoint does, and the error names it. The
+// checkpoints are checked with the key given by CheckWith, else the one
+// FindVerifier finds; a log with checkpoints and no key fails with
+// ErrNoVerifier. VerifyReport says whether there was a checkpoint to
+// check against.
+func Verify(dir string, opts ...VerifyOption) (VerifyReport, error) {
+	var c verifyConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	kept, err := readKept(c.since)
+	if err != nil {
+		return VerifyReport{Dir: dir, Log: filepath.Base(dir)}, err
+	}
+	for _, k := range kept {
+		if k.log != filepath.Base(dir) {
+			return VerifyReport{Dir: dir, Log: filepath.Base(dir)}, fmt.Errorf(
+				"auditlog: checkpoint %s is for the log %q, not for the log %s", k.path, k.log, dir)
+		}
+	}
+	rep, err := verifyLog(dir, &c, kept, map[string]verifierFound{})
+	rep.Err = err
+	return rep, err
 }
 
 // VerifyTree verifies every log directory (a directory holding *.seg files)
-// under root, in lexical order. It stops at the first error and returns the
-// reports of the logs before it.
-func VerifyTree(root string) ([]VerifyReport, error) {
-	var dirs []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && filepath.Ext(d.Name()) == segSuffix {
-			if dir := filepath.Dir(path); len(dirs) == 0 || dirs[len(dirs)-1] != dir {
-				dirs = append(dirs, dir)
-			}
-		}
-		return nil
-	})
+// under root, in lexical order, as Verify does, and returns a report for
+// each, failed or not (VerifyReport.Err). A checkpoint given with Since
+// whose log is not under root gets a report of its own, without a Dir.
+// The error joins the failures, each naming its log.
+func VerifyTree(root string, opts ...VerifyOption) ([]VerifyReport, error) {
+	var c verifyConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	dirs, err := findLogs(root)
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: verify tree %s: %w", root, err)
 	}
-	slices.Sort(dirs)
-	dirs = slices.Compact(dirs)
-	var reports []VerifyReport
+	kept, err := readKept(c.since)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string][]string{}
 	for _, dir := range dirs {
-		r, err := Verify(dir)
+		byName[filepath.Base(dir)] = append(byName[filepath.Base(dir)], dir)
+	}
+	keptFor := map[string][]keptNote{}
+	var reports []VerifyReport
+	var errs []error
+	fail := func(r VerifyReport, err error) {
+		r.Err = err
+		reports = append(reports, r)
+		errs = append(errs, fmt.Errorf("log %s: %w", r.Log, err))
+	}
+	missing := map[string]keptNote{} // by log: the largest kept checkpoint
+	var order []string
+	for _, k := range kept {
+		switch ds := byName[k.log]; len(ds) {
+		case 1:
+			keptFor[ds[0]] = append(keptFor[ds[0]], k)
+		case 0:
+			m, seen := missing[k.log]
+			if !seen {
+				order = append(order, k.log)
+			}
+			if !seen || k.size > m.size {
+				missing[k.log] = k
+			}
+		default:
+			fail(VerifyReport{Log: k.log}, fmt.Errorf(
+				"auditlog: checkpoint %s is for the log %s, and %d logs under %s have that name (%s): verify each on its own",
+				k.path, k.log, len(ds), root, strings.Join(ds, ", ")))
+		}
+	}
+	for _, name := range order {
+		k := missing[name]
+		fail(VerifyReport{Log: name}, &CorruptError{Reason: fmt.Sprintf(
+			"checkpoint %s vouches for %d entries of the log %s, which is not under %s: the log was removed or moved",
+			k.path, k.size, name, root)})
+	}
+	keys := map[string]verifierFound{}
+	for _, dir := range dirs {
+		r, err := verifyLog(dir, &c, keptFor[dir], keys)
 		if err != nil {
-			return reports, err
+			fail(r, err)
+			continue
 		}
 		reports = append(reports, r)
 	}
-	return reports, nil
+	slices.SortStableFunc(reports, func(a, b VerifyReport) int { return strings.Compare(a.Log, b.Log) })
+	return reports, errors.Join(errs...)
+}
+
+// keptNote is a checkpoint given with Since, read but not yet verified.
+type keptNote struct {
+	path string
+	msg  []byte
+	log  string // the log its origin names
+	size uint64
+}
+
+func readKept(paths []string) ([]keptNote, error) {
+	var files []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("auditlog: checkpoint %s does not exist", p)
+			}
+			return nil, fmt.Errorf("auditlog: %w", err)
+		}
+		if !fi.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		n := len(files)
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), noteSuffix) {
+				files = append(files, path)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("auditlog: checkpoints in %s: %w", p, err)
+		}
+		if len(files) == n {
+			return nil, fmt.Errorf("auditlog: no checkpoint (*%s) in %s", noteSuffix, p)
+		}
+	}
+	var kept []keptNote
+	for _, f := range files {
+		msg, err := readNoteFile(f)
+		if err != nil {
+			return nil, err
+		}
+		cp, err := unverifiedCheckpoint(msg)
+		if err == nil && cp.Log() == "" {
+			err = fmt.Errorf("origin %q names no log", cp.Origin)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("auditlog: %s: %w", f, err)
+		}
+		kept = append(kept, keptNote{path: f, msg: msg, log: cp.Log(), size: cp.Size})
+	}
+	return kept, nil
+}
+
+// verifierFound is a key FindVerifier found, remembered per parent
+// directory of logs.
+type verifierFound struct {
+	v    note.Verifier
+	path string
+	err  error
+}
+
+// target is a checkpoint verifyLog checks the log against.
+type target struct {
+	CheckedCheckpoint
+	msg   []byte
+	label string // how messages name it: "checkpoint N (file)"
+}
+
+// verifyLog checks one log: its chain, then each checkpoint. The newest
+// stored checkpoint and the kept ones are read and their signatures
+// checked first, so that a single read of the log computes the Merkle
+// root at each of their sizes along with the chain.
+func verifyLog(dir string, c *verifyConfig, kept []keptNote, keys map[string]verifierFound) (VerifyReport, error) {
+	rep := VerifyReport{Dir: dir, Log: filepath.Base(dir)}
+	if c.chainOnly {
+		st, err := scanDir(dir, nil)
+		st.report.Log = rep.Log
+		return st.report, err
+	}
+	sizes, err := Checkpoints(dir)
+	if err != nil {
+		return rep, err
+	}
+	rep.StoredCheckpoints = len(sizes)
+	type pending struct {
+		path string
+		msg  []byte
+		kept bool
+	}
+	var todo []pending
+	if len(sizes) > 0 {
+		path := NotePath(dir, sizes[len(sizes)-1])
+		msg, err := readNoteFile(path)
+		if err != nil {
+			return rep, err
+		}
+		todo = append(todo, pending{path, msg, false})
+	}
+	for _, k := range kept {
+		todo = append(todo, pending{k.path, k.msg, true})
+	}
+
+	// Open every checkpoint before reading the log; a failure here is
+	// reported after the chain, which comes first.
+	var (
+		v       note.Verifier
+		targets []target
+		cpErr   error
+	)
+	if len(todo) > 0 {
+		v = c.verifier
+		if v == nil {
+			key := filepath.Dir(dir)
+			f, ok := keys[key]
+			if !ok {
+				if f.v, f.path, f.err = FindVerifier(dir); f.err == nil {
+					keys[key] = f
+				}
+			}
+			v, rep.Verifier = f.v, f.path
+			if f.err != nil {
+				cpErr = fmt.Errorf("auditlog: log %s has %d signed checkpoint(s) to check it against (%s), but %w; give the product's verifier key",
+					dir, len(sizes)+len(kept), todo[0].path, f.err)
+			}
+		}
+	}
+	for _, p := range todo {
+		if cpErr != nil {
+			break
+		}
+		t := target{msg: p.msg}
+		t.Note, t.Kept = p.path, p.kept
+		cp, err := OpenCheckpoint(p.msg, v)
+		if err != nil {
+			cpErr = &CorruptError{Dir: dir, Reason: fmt.Sprintf("checkpoint %s: %v: the note or the key was replaced", p.path, err)}
+			break
+		}
+		t.Checkpoint = cp
+		t.label = fmt.Sprintf("checkpoint %d (%s)", cp.Size, p.path)
+		if cp.Log() != rep.Log {
+			cpErr = &CorruptError{Dir: dir, Reason: fmt.Sprintf("%s has origin %q: it is not for the log %s (a log moved or swapped with another?)", t.label, cp.Origin, rep.Log)}
+			break
+		}
+		if !p.kept && cp.Size != sizes[len(sizes)-1] {
+			cpErr = &CorruptError{Dir: dir, Reason: fmt.Sprintf("%s signs %d entries, not the %d its file name says", t.label, cp.Size, sizes[len(sizes)-1])}
+			break
+		}
+		targets = append(targets, t)
+	}
+	slices.SortStableFunc(targets, func(a, b target) int { return cmpU64(a.Size, b.Size) })
+
+	var roots *rootsAt
+	if cpErr == nil && len(targets) > 0 {
+		roots = newRootsAt()
+		for _, t := range targets {
+			roots.want[t.Size] = true
+		}
+	}
+	st, err := scanDir(dir, roots.leaf())
+	report := st.report
+	report.Log, report.StoredCheckpoints, report.Verifier = rep.Log, rep.StoredCheckpoints, rep.Verifier
+	if err != nil {
+		return report, err
+	}
+	if cpErr != nil {
+		return report, cpErr
+	}
+	if roots != nil && roots.err != nil {
+		return report, roots.err
+	}
+	var first error
+	for _, t := range targets {
+		switch {
+		case t.Size > report.LastSeq:
+			if first == nil {
+				first = removedBehind(dir, st.segs, report.LastSeq, t.Size, t.label)
+			}
+		case roots.root(t.Size) != t.Root:
+			if first == nil {
+				if _, err := proveSince(dir, st, t.Checkpoint, v, t.label); err != nil {
+					first = err
+				} else {
+					first = &CorruptError{Dir: dir, Reason: fmt.Sprintf(
+						"the log's first %d entries did not hash to the root of %s, then did when read again: it changed while it was verified", t.Size, t.label)}
+				}
+			}
+		default:
+			t.OK = true
+		}
+		report.Checkpoints = append(report.Checkpoints, t.CheckedCheckpoint)
+	}
+	return report, first
+}
+
+// rootsAt recomputes a log's Merkle tree as its entries go by and keeps
+// the root at each size asked for.
+type rootsAt struct {
+	cr    *compact.Range
+	want  map[uint64]bool
+	roots map[uint64][32]byte
+	err   error
+}
+
+func newRootsAt() *rootsAt {
+	return &rootsAt{cr: factory.NewEmptyRange(0), want: map[uint64]bool{}, roots: map[uint64][32]byte{}}
+}
+
+// leaf is the hook scanDir calls with each entry body; nil when r is.
+func (r *rootsAt) leaf() func(body []byte) {
+	if r == nil {
+		return nil
+	}
+	return func(body []byte) {
+		if r.err != nil {
+			return
+		}
+		if r.err = r.cr.Append(leafHash(body), nil); r.err != nil {
+			return
+		}
+		if n := r.cr.End(); r.want[n] {
+			h, err := r.cr.GetRootHash(nil)
+			if err != nil {
+				r.err = err
+				return
+			}
+			r.roots[n] = [32]byte(h)
+		}
+	}
+}
+
+func (r *rootsAt) root(size uint64) [32]byte {
+	if size == 0 {
+		return [32]byte(hasher.EmptyRoot())
+	}
+	return r.roots[size]
 }
 
 type segInfo struct {
@@ -300,8 +659,11 @@ func (c *chainer) next(prev *[32]byte, body []byte) *[32]byte {
 
 // scanDir reads a whole log directory read-only and checks everything Verify
 // promises. Open uses the same walk, so what Open accepts Verify accepts.
-func scanDir(dir string) (dirState, error) {
-	st := dirState{report: VerifyReport{Dir: dir}}
+//
+// leaf, when not nil, gets each entry's body once it has checked out, for
+// a caller that hashes the entries into a Merkle tree in the same read.
+func scanDir(dir string, leaf func(body []byte)) (dirState, error) {
+	st := dirState{report: VerifyReport{Dir: dir, Log: filepath.Base(dir)}}
 	segs, err := listSegments(dir)
 	if err != nil {
 		if ce, ok := err.(*CorruptError); ok {
@@ -387,6 +749,9 @@ func scanDir(dir string) (dirState, error) {
 					return corrupt(off, e.Seq, "hash chain broken (stored %s, computed %s)", shortHash(stored), shortHash(sum[:]))
 				}
 				chain = *sum
+				if leaf != nil {
+					leaf(body)
+				}
 				st.lastSys = e.SystemTime
 				if st.report.Entries == 0 {
 					st.report.FirstSeq = e.Seq

@@ -2,11 +2,12 @@ package cli
 
 import (
 	"context"
-	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/meshlet/meshlet/auditlog"
@@ -63,50 +64,40 @@ func cmdAuditProve(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return errUsage
 	}
 	dir := pos[0]
-	v, vfrom, err := verifierFor(key, dir)
+	v, vfrom, err := verifier(key, dir)
 	if err != nil {
 		return err
-	}
-	openCP := func(path string) (auditlog.Checkpoint, error) {
-		b, err := readNote(path)
-		if err != nil {
-			return auditlog.Checkpoint{}, err
-		}
-		cp, err := auditlog.OpenCheckpoint(b, v)
-		if err != nil {
-			return cp, fmt.Errorf("%s: %w", path, err)
-		}
-		return cp, nil
 	}
 	st, err := o.open(dir)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// hint says how to find what changed when the stored tree disagrees
+	// with a signed root.
+	hint := func(err error, note, logDir string) error {
+		if errors.Is(err, auditlog.ErrCorrupt) {
+			return fmt.Errorf("%w (run meshlet audit verify-since %s %s to find where)", err, note, logDir)
+		}
+		return err
+	}
 
 	if consistency {
-		a, err := openCP(from)
+		a, _, err := auditlog.ReadCheckpoint(from, v)
 		if err != nil {
 			return err
 		}
-		b, err := openCP(to)
+		b, _, err := auditlog.ReadCheckpoint(to, v)
 		if err != nil {
 			return err
 		}
-		if a.Origin != b.Origin {
-			return fmt.Errorf("checkpoints are of different logs: %q and %q", a.Origin, b.Origin)
-		}
-		l, err := pickLog(st, logName, a.Origin)
+		l, err := pickLog(st, logName, &a)
 		if err != nil {
 			return err
 		}
-		p, err := st.ProveConsistency(l.Name, a.Size, b.Size)
+		p, err := st.ProveCheckpointsConsistent(l.Name, a, b)
 		if err != nil {
-			return err
-		}
-		if p.Root1 != a.Root || p.Root2 != b.Root {
-			return fmt.Errorf("the Merkle tree beside %s gives roots %s (size %d) and %s (size %d), but the checkpoints signed %s and %s: the log's tree was changed after checkpoint %s (run audit verify-since %s %s to find where)",
-				l.Dir, b64(p.Root1), a.Size, b64(p.Root2), b.Size, b64(a.Root), b64(b.Root), from, from, l.Dir)
+			return hint(err, from, l.Dir)
 		}
 		if o.json {
 			return writeJSON(stdout, map[string]any{"log": l.Name, "origin": a.Origin, "size1": a.Size, "size2": b.Size,
@@ -119,7 +110,7 @@ func cmdAuditProve(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(tw, "signatures\tverified with %s\n", vfrom)
 		fmt.Fprintf(tw, "proof\t%d hash(es)\n", len(p.Hashes))
 		for i, h := range p.Hashes {
-			fmt.Fprintf(tw, "  %d\t%s\n", i, base64.StdEncoding.EncodeToString(h[:]))
+			fmt.Fprintf(tw, "  %d\t%s\n", i, b64(h))
 		}
 		tw.Flush()
 		fmt.Fprintf(stdout, "verified: the tree of %d entries extends the tree of %d entries\n", b.Size, a.Size)
@@ -128,37 +119,30 @@ func cmdAuditProve(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 	var l auditlog.LogInfo
 	if checkpoint == "" {
-		if l, err = pickLog(st, logName, ""); err != nil {
+		if l, err = pickLog(st, logName, nil); err != nil {
 			return err
 		}
-		sizes, err := auditlog.Checkpoints(l.Dir)
+		path, ok, err := auditlog.NewestCheckpoint(l.Dir)
 		if err != nil {
 			return err
 		}
-		if len(sizes) == 0 {
+		if !ok {
 			return fmt.Errorf("log %s has no checkpoint yet (meshlet audit checkpoint signs one)", l.Dir)
 		}
-		checkpoint = auditlog.NotePath(l.Dir, sizes[len(sizes)-1])
+		checkpoint = path
 	}
-	cp, err := openCP(checkpoint)
+	cp, _, err := auditlog.ReadCheckpoint(checkpoint, v)
 	if err != nil {
 		return err
 	}
 	if l.Name == "" {
-		if l, err = pickLog(st, logName, cp.Origin); err != nil {
+		if l, err = pickLog(st, logName, &cp); err != nil {
 			return err
 		}
 	}
-	if seq > cp.Size {
-		return fmt.Errorf("seq %d is not in checkpoint %s, which covers seq 1..%d", seq, checkpoint, cp.Size)
-	}
-	p, err := st.ProveInclusion(l.Name, seq, cp.Size)
+	p, err := st.ProveInCheckpoint(l.Name, seq, cp)
 	if err != nil {
-		return err
-	}
-	if p.Root != cp.Root {
-		return fmt.Errorf("the Merkle tree beside %s gives root %s for %d entries, but checkpoint %s signed %s: the log's tree was changed after it (run audit verify-since %s %s to find where)",
-			l.Dir, b64(p.Root), cp.Size, checkpoint, b64(cp.Root), checkpoint, l.Dir)
+		return hint(err, checkpoint, l.Dir)
 	}
 	if o.json {
 		return writeJSON(stdout, map[string]any{"log": l.Name, "origin": cp.Origin, "seq": seq, "leaf_index": seq - 1,
@@ -171,21 +155,34 @@ func cmdAuditProve(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(tw, "root\t%s (as signed; verified with %s)\n", b64(cp.Root), vfrom)
 	fmt.Fprintf(tw, "proof\t%d hash(es)\n", len(p.Hashes))
 	for i, h := range p.Hashes {
-		fmt.Fprintf(tw, "  %d\t%s\n", i, base64.StdEncoding.EncodeToString(h[:]))
+		fmt.Fprintf(tw, "  %d\t%s\n", i, b64(h))
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "verified: entry %d is in the tree of checkpoint %d\n", seq, cp.Size)
 	return nil
 }
 
-func b64(h [32]byte) string { return base64.StdEncoding.EncodeToString(h[:]) }
-
-func b64s(hs [][32]byte) []string {
-	out := make([]string, len(hs))
-	for i := range hs {
-		out[i] = b64(hs[i])
+// pickLog chooses the log a proof is about: the one named with --log,
+// else the one cp is about (when there is a checkpoint), else the only
+// one there is.
+func pickLog(st *auditlog.Store, name string, cp *auditlog.Checkpoint) (auditlog.LogInfo, error) {
+	logs := st.Logs()
+	var names []string
+	for _, l := range logs {
+		names = append(names, l.Name)
+		if name != "" && l.Name == name {
+			return l, nil
+		}
 	}
-	return out
+	switch {
+	case name != "":
+		return auditlog.LogInfo{}, fmt.Errorf("no log named %q (logs: %s)", name, strings.Join(names, ", "))
+	case cp != nil:
+		return st.LogOf(*cp)
+	case len(logs) == 1:
+		return logs[0], nil
+	}
+	return auditlog.LogInfo{}, fmt.Errorf("%d logs here (%s): say which with --log", len(logs), strings.Join(names, ", "))
 }
 
 const verifySinceUsage = `audit verify-since CHECKPOINT DIR [--key KEY] [--json]
@@ -203,8 +200,8 @@ rewritten behind the checkpoint with every later hash recomputed is named by
 the range of entries holding the first difference. Exits 1 on any failure.
 
 DIR is the log's directory, or a directory of logs (the log is taken from
-the checkpoint's origin line). "audit verify --since CHECKPOINT DIR" runs this
-too.`
+the checkpoint's origin line). "audit verify --since CHECKPOINT DIR" makes the
+same check for every log under DIR at once, without printing the proof.`
 
 func cmdAuditVerifySince(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
@@ -222,24 +219,20 @@ func cmdAuditVerifySince(ctx context.Context, args []string, stdout, stderr io.W
 		fs.Usage()
 		return errUsage
 	}
-	note, dir := pos[0], pos[1]
-	b, err := readNote(note)
+	path, dir := pos[0], pos[1]
+	v, vfrom, err := verifier(key, dir)
 	if err != nil {
 		return err
 	}
-	v, vfrom, err := verifierFor(key, dir)
+	cp, msg, err := auditlog.ReadCheckpoint(path, v)
 	if err != nil {
 		return err
 	}
-	cp, err := auditlog.OpenCheckpoint(b, v)
-	if err != nil {
-		return fmt.Errorf("%s: %w", note, err)
-	}
-	logDir, err := logDirFor(dir, cp.Origin)
+	logDir, err := auditlog.LogDirOf(dir, cp)
 	if err != nil {
 		return err
 	}
-	rep, err := auditlog.VerifySince(logDir, b, v)
+	rep, err := auditlog.VerifySince(logDir, msg, v)
 	if err != nil {
 		return err
 	}
@@ -248,31 +241,13 @@ func cmdAuditVerifySince(ctx context.Context, args []string, stdout, stderr io.W
 			"checkpoint_root": b64(cp.Root), "size": rep.Size, "root": b64(rep.Root), "proof": b64s(rep.Proof.Hashes), "extends": true})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "checkpoint\t%s: %s, size %d, root %s\n", note, cp.Origin, cp.Size, b64(cp.Root))
+	fmt.Fprintf(tw, "checkpoint\t%s: %s, size %d, root %s\n", path, cp.Origin, cp.Size, b64(cp.Root))
 	fmt.Fprintf(tw, "signature\tverified with %s\n", vfrom)
 	fmt.Fprintf(tw, "log now\t%s: %d entries, root %s (recomputed from the entries)\n", logDir, rep.Size, b64(rep.Root))
 	fmt.Fprintf(tw, "consistency\t%d -> %d: %d hash(es), verified\n", cp.Size, rep.Size, len(rep.Proof.Hashes))
 	tw.Flush()
 	fmt.Fprintf(stdout, "the log extends checkpoint %d: entries 1..%d are unchanged\n", cp.Size, cp.Size)
 	return nil
-}
-
-// logDirFor finds the log a checkpoint is about: dir itself when it holds
-// segments, else the log under dir whose directory name ends the origin.
-func logDirFor(dir, origin string) (string, error) {
-	if m, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(m) > 0 {
-		return dir, nil
-	}
-	st, err := auditlog.OpenStore(dir)
-	if err != nil {
-		return "", err
-	}
-	defer st.Close()
-	l, err := pickLog(st, "", origin)
-	if err != nil {
-		return "", err
-	}
-	return l.Dir, nil
 }
 
 const checkpointUsage = `audit checkpoint DIR [--name PRODUCT-ID] [--json]
@@ -310,47 +285,26 @@ func cmdAuditCheckpoint(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	st, err := auditlog.OpenStore(dir)
+	signed, err := auditlog.CheckpointTree(dir, signer)
 	if err != nil {
 		return err
 	}
-	logs := st.Logs()
-	st.Close()
-	if len(logs) == 0 {
-		return fmt.Errorf("no change log under %s", dir)
-	}
-	type cpJSON struct {
-		Log  string `json:"log"`
-		Note string `json:"note"`
-		Text string `json:"checkpoint"`
-	}
-	var out []cpJSON
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	if !asJSON {
-		fmt.Fprintln(tw, "LOG\tSIZE\tROOT\tNOTE")
-	}
-	for _, li := range logs {
-		l, err := auditlog.Open(li.Dir)
-		if err != nil {
-			return err
-		}
-		msg, err := l.Checkpoint(signer)
-		l.Close()
-		if err != nil {
-			return err
-		}
-		cp, err := auditlog.ParseCheckpoint(string(msg))
-		if err != nil {
-			return err
-		}
-		path := auditlog.NotePath(li.Dir, cp.Size)
-		out = append(out, cpJSON{li.Name, path, string(msg)})
-		if !asJSON {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", li.Name, cp.Size, b64(cp.Root), path)
-		}
-	}
 	if asJSON {
+		type cpJSON struct {
+			Log  string `json:"log"`
+			Note string `json:"note"`
+			Text string `json:"checkpoint"`
+		}
+		out := []cpJSON{}
+		for _, s := range signed {
+			out = append(out, cpJSON{s.Log, s.Note, string(s.Msg)})
+		}
 		return writeJSON(stdout, out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LOG\tSIZE\tROOT\tNOTE")
+	for _, s := range signed {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", s.Log, s.Checkpoint.Size, b64(s.Checkpoint.Root), s.Note)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "signed by %s\n", signer.Name())
@@ -367,15 +321,14 @@ func cmdAuditKey(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Usage()
 		return errUsage
 	}
-	p, ok := findUp(pos[0], auditlog.VerifierFile)
-	if !ok {
-		return fmt.Errorf("no %s at or above %s (audit checkpoint --name makes the key pair)", auditlog.VerifierFile, pos[0])
+	v, p, err := auditlog.FindVerifier(pos[0])
+	if err != nil {
+		return fmt.Errorf("%w (audit checkpoint --name makes the key pair)", err)
 	}
-	v, err := auditlog.ReadVerifier(p)
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return err
 	}
-	b, _ := os.ReadFile(p)
 	fmt.Fprintf(stdout, "%s", b)
 	fmt.Fprintf(stderr, "key name %s, key hash %08x (from %s)\n", v.Name(), v.KeyHash(), p)
 	return nil

@@ -9,14 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/governance"
@@ -265,61 +262,4 @@ func fieldsOf(ctx context.Context, d *query.Decoder, f *auditlog.Fact) (map[stri
 		return nil, fmt.Errorf("log %s seq %d: %w", f.Log, f.Seq, err)
 	}
 	return m, nil
-}
-
-// pickLog chooses the log a proof is about: the one named, the one
-// a checkpoint's origin names, or the only one there is.
-func pickLog(st *auditlog.Store, name, origin string) (auditlog.LogInfo, error) {
-	logs := st.Logs()
-	var names []string
-	for _, l := range logs {
-		names = append(names, l.Name)
-		if name != "" && l.Name == name {
-			return l, nil
-		}
-	}
-	if name == "" && origin != "" {
-		for _, l := range logs {
-			if strings.HasSuffix(origin, "/"+filepath.Base(l.Dir)) {
-				return l, nil
-			}
-		}
-		return auditlog.LogInfo{}, fmt.Errorf("no log under the directory matches checkpoint origin %q (logs: %s)", origin, strings.Join(names, ", "))
-	}
-	if name == "" && len(logs) == 1 {
-		return logs[0], nil
-	}
-	if name == "" {
-		return auditlog.LogInfo{}, fmt.Errorf("%d logs here (%s): say which with --log", len(logs), strings.Join(names, ", "))
-	}
-	return auditlog.LogInfo{}, fmt.Errorf("no log named %q (logs: %s)", name, strings.Join(names, ", "))
-}
-
-// verifierFor reads the verifier key: --key, or checkpoint.pub found at or
-// above dir. It says where it came from.
-func verifierFor(key, dir string) (v note.Verifier, from string, err error) {
-	if key == "" {
-		p, ok := findUp(dir, auditlog.VerifierFile)
-		if !ok {
-			return nil, "", fmt.Errorf("no %s at or above %s: give the product's verifier key with --key", auditlog.VerifierFile, dir)
-		}
-		key = p
-		from = p + " (beside the log: pass --key with a key you obtained independently to rule out a replaced key)"
-	} else {
-		from = key
-	}
-	nv, err := auditlog.ReadVerifier(key)
-	if err != nil {
-		return nil, "", err
-	}
-	return nv, from, nil
-}
-
-// readNote reads a checkpoint note file and says what was wrong with it.
-func readNote(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("checkpoint %s does not exist", path)
-	}
-	return b, err
 }

@@ -89,6 +89,10 @@ func TestPauseReprocessAndMetrics(t *testing.T) {
 		if got := metricValue(t, g, "meshlet_changelog_entries", nil); got != float64(records) {
 			t.Errorf("meshlet_changelog_entries = %v, want %d", got, records)
 		}
+		// The change logs record their own writes in the product's registry.
+		if metricValue(t, g, "meshlet_changelog_written_bytes_total", nil) == 0 || metricValue(t, g, "meshlet_changelog_fsync_seconds", nil) == 0 {
+			t.Errorf("the change logs' writes and fsyncs are not counted")
+		}
 	})
 
 	t.Run("pause holds input until resume", func(t *testing.T) {

@@ -17,6 +17,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshlet/meshlet/auditlog"
 )
 
 // metrics are the product's Prometheus series, named
@@ -50,9 +52,10 @@ type metrics struct {
 	latencies [1024]float64    // the newest publish latencies (s), a ring
 	latN      int
 
-	lag *lagCollector
-	cdc *cdc.Metrics // the input decoders' counts
-	of  measured
+	lag       *lagCollector
+	cdc       *cdc.Metrics      // the input decoders' counts
+	changelog *auditlog.Metrics // fsyncs and bytes written, recorded by each log
+	of        measured
 }
 
 // measured is what the metrics read from the rest of the product.
@@ -94,6 +97,7 @@ func newMetrics(of measured) *metrics {
 	x := &metrics{reg: prometheus.NewRegistry(), inputRows: map[string]int64{}, of: of}
 	x.lag = &lagCollector{of: &x.of}
 	x.cdc = cdc.NewMetrics(product)
+	x.changelog = auditlog.NewMetrics(product)
 	x.inputRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshlet_input_records_total", Help: "Input records consumed, counted when their batch commits.", ConstLabels: product,
 	}, []string{"port", "topic"})
@@ -130,6 +134,7 @@ func newMetrics(of measured) *metrics {
 	x.reg.MustRegister(x.inputRecords, x.outputRecords, x.deadLetters, x.duplicates, x.batches,
 		x.publishLatency, x.paused, freshness, qualityCollector{&x.of}, changeLogCollector{&x.of}, x.lag)
 	x.reg.MustRegister(x.cdc.Collectors()...)
+	x.reg.MustRegister(x.changelog.Collectors()...)
 	for _, in := range m.InputPorts {
 		x.inputRecords.WithLabelValues(in.Name, in.Topic) // present at 0 before the first batch
 	}

@@ -58,7 +58,7 @@ func (r *Runner) openPartition(ctx context.Context, cl *kgo.Client, k partitionK
 func openLogWaiting(ctx context.Context, r *Runner, dir string) (*auditlog.Log, error) {
 	b := backoff{min: 20 * time.Millisecond, max: time.Second}
 	for {
-		l, err := auditlog.Open(dir)
+		l, err := auditlog.Open(dir, auditlog.WithMetrics(r.metrics.changelog))
 		if err == nil {
 			return l, nil
 		}

@@ -105,13 +105,13 @@ func startServing(ctx context.Context, d servingDeps) (*serving, error) {
 	}
 	q := &query.Handler{Store: s.store, Current: s.current, Decoder: dec, Log: s.log}
 	s.mgmt = d.management(q)
-	ln, err := net.Listen("tcp", d.httpAddr)
+	ln, err := s.mgmt.Listen(d.httpAddr)
 	if err != nil {
 		s.stop()
 		return nil, fmt.Errorf("management port %s: %w", d.httpAddr, err)
 	}
 	s.addr = ln.Addr()
-	s.http = &http.Server{Handler: s.mgmt.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	s.http = s.mgmt.HTTPServer()
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("management port stopped", "addr", s.addr, "err", err)

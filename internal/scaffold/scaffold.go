@@ -21,9 +21,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"text/template"
-	goruntime "runtime"
 	"unicode"
 
 	"golang.org/x/mod/modfile"

@@ -2,12 +2,15 @@ package mgmt
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // Decision is what the access check made of a request.
@@ -45,29 +48,68 @@ type Sink interface {
 	Record(ctx context.Context, a Access) error
 }
 
-// accessRing keeps the newest size accesses.
+// accessRing keeps the newest accesses: at most size of them, holding at
+// most maxBytes together (accessCost), so memory stays bounded whatever
+// the requests carry. Its storage grows as accesses come, up to size.
 type accessRing struct {
-	size  int
+	size, maxBytes int
+
 	mu    sync.Mutex
-	buf   []Access
-	next  int    // where the next access goes
+	buf   []Access // a ring: the oldest at head
+	head  int
+	n     int    // accesses kept
+	bytes int    // what they hold
 	total uint64 // accesses ever recorded
 }
 
-func newAccessRing(size int) *accessRing {
-	return &accessRing{size: size, buf: make([]Access, 0, size)}
+func newAccessRing(size, maxBytes int) *accessRing {
+	return &accessRing{size: size, maxBytes: maxBytes}
+}
+
+// accessSlot is what an Access takes in the ring besides its strings.
+const accessSlot = int(unsafe.Sizeof(Access{}))
+
+// accessCost is the memory an access holds in the ring.
+func accessCost(a *Access) int {
+	return accessSlot + len(a.Principal) + len(a.Role) + len(a.Method) + len(a.Target) + len(a.Decision) + len(a.Remote)
 }
 
 func (r *accessRing) add(a Access) {
+	cost := accessCost(&a)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.total++
-	if len(r.buf) < cap(r.buf) {
-		r.buf = append(r.buf, a)
-	} else {
-		r.buf[r.next] = a
+	if cost > r.maxBytes {
+		return // cannot be kept whatever goes; targets are cut well below any sane bound
 	}
-	r.next = (r.next + 1) % cap(r.buf)
+	for r.n > 0 && (r.n >= r.size || r.bytes+cost > r.maxBytes) {
+		r.bytes -= accessCost(&r.buf[r.head])
+		r.buf[r.head] = Access{} // let its strings go
+		r.head = (r.head + 1) % len(r.buf)
+		r.n--
+	}
+	if r.n == len(r.buf) {
+		r.grow()
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = a
+	r.n++
+	r.bytes += cost
+}
+
+// grow makes room for one more access, in order from the oldest.
+func (r *accessRing) grow() {
+	buf := make([]Access, min(r.size, max(16, 2*len(r.buf))))
+	for i := range r.n {
+		buf[i] = r.buf[(r.head+i)%len(r.buf)]
+	}
+	r.buf, r.head = buf, 0
+}
+
+// held is what the kept accesses hold, as the bound counts it.
+func (r *accessRing) held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bytes
 }
 
 // list returns up to limit accesses, newest first; principal, when not
@@ -76,15 +118,28 @@ func (r *accessRing) list(limit int, principal string) ([]Access, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := []Access{}
-	n := len(r.buf)
-	for i := 0; i < n && len(out) < limit; i++ {
-		a := r.buf[(r.next-1-i+2*n)%n] // newest is just before next
+	for i := r.n - 1; i >= 0 && len(out) < limit; i-- {
+		a := r.buf[(r.head+i)%len(r.buf)]
 		if principal != "" && a.Principal != principal {
 			continue
 		}
 		out = append(out, a)
 	}
 	return out, r.total
+}
+
+// clip returns s cut to at most n bytes on a character boundary, as a copy
+// (a substring would keep the whole request line alive), saying how long
+// it was when it was cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return strings.Clone(s)
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("...[cut: %d bytes]", len(s)) // the concatenation copies
 }
 
 // need says which roles a request requires; it may look at the request,
@@ -101,7 +156,9 @@ func (s *Server) guard(needs need, h http.Handler) http.Handler {
 		start := s.now()
 		rec := &statusRecorder{ResponseWriter: w}
 		token, presented := bearer(r)
-		a := Access{Time: start, Method: r.Method, Remote: r.RemoteAddr, Target: redact(r.URL, token)}
+		lim := s.limits()
+		a := Access{Time: start, Method: clip(r.Method, maxMethodBytes), Remote: clip(r.RemoteAddr, 64),
+			Target: clip(redact(r.URL, token), lim.MaxTargetBytes)}
 		defer func() {
 			p := recover()
 			if p != nil && rec.status == 0 {

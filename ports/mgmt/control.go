@@ -201,7 +201,7 @@ func (s *Server) parseCommand(cmd Command, w http.ResponseWriter, r *http.Reques
 		}
 		req.ID = key
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	data, err := io.ReadAll(r.Body) // capped by limitBody
 	if err != nil {
 		return req, err
 	}

@@ -63,11 +63,27 @@
 // query, status, decision (allowed, no token, bad token, wrong role),
 // remote address (the connection's: X-Forwarded-For is not trusted) and
 // duration. The newest DefaultAccessLogSize (or
-// Server.AccessLogSize) are kept in memory for GET /v1/accesses, each is
-// one slog line (Info when allowed, Warn when refused), and Server.Sink,
-// when set, receives it too. The token is never recorded: not in the
-// log, not in the target, where the presented token and credential-named
-// query parameters are replaced by REDACTED.
+// Server.AccessLogSize) are kept in memory for GET /v1/accesses, and no
+// more than Limits.AccessLogBytes together (4 MiB): the oldest go first
+// when either bound is reached. Each is one slog line (Info when allowed,
+// Warn when refused), and Server.Sink, when set, receives it too. The
+// token is never recorded: not in the log, not in the target, where the
+// presented token and credential-named query parameters are replaced by
+// REDACTED. What a request brings is cut before it is kept: the target to
+// Limits.MaxTargetBytes (1 KiB, ending "...[cut: N bytes]"), the method to
+// 32 bytes, and copied, so a kept access never pins the request's buffers.
+//
+// # Listening
+//
+// Server.Listen opens the port. An address without a host (":8080")
+// listens on loopback only; to expose the port, give the host
+// ("0.0.0.0:8080", "[::]:8080", an interface's address). With Server.TLS
+// set (LoadTLS reads a PEM certificate and key) it speaks TLS 1.2 or later
+// only. Server.HTTPServer is the http.Server to serve it with, bounded by
+// Limits: request line and headers 16 KiB (net/http answers 431 beyond),
+// bodies 64 KiB (413), ReadHeaderTimeout 5s, ReadTimeout 30s, IdleTimeout
+// 2m. A flood of requests, authenticated or not, therefore holds at most
+// the access log's bound once they are answered.
 //
 // # Status and SLOs
 //

@@ -2,6 +2,7 @@ package mgmt
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -58,10 +59,18 @@ type Server struct {
 	// (DefaultPolicyActions when nil).
 	PolicyActions []string
 
-	// AccessLogSize bounds the in-memory access log (DefaultAccessLogSize
-	// when 0); Sink, when set, also gets every access.
+	// AccessLogSize bounds the in-memory access log's entries
+	// (DefaultAccessLogSize when 0), Limits.AccessLogBytes its bytes;
+	// Sink, when set, also gets every access.
 	AccessLogSize int
 	Sink          Sink
+
+	// Limits bound header and body sizes, timeouts and the access log's
+	// memory (see Limits for the defaults).
+	Limits Limits
+	// TLS, when set, makes Listen serve HTTPS only (LoadTLS reads a
+	// certificate and key from files).
+	TLS *tls.Config
 
 	Log     *slog.Logger     // slog.Default() when nil
 	Now     func() time.Time // time.Now when nil; tests inject a clock
@@ -93,7 +102,8 @@ func (s *Server) build() {
 	if size <= 0 {
 		size = DefaultAccessLogSize
 	}
-	s.ring = newAccessRing(size)
+	lim := s.limits()
+	s.ring = newAccessRing(size, lim.AccessLogBytes)
 	s.idem = newIdempotency(idempotencyMemo)
 	if s.Started.IsZero() {
 		s.Started = s.now()
@@ -145,7 +155,16 @@ func (s *Server) build() {
 		s.reply(w, http.StatusNotFound, errorBody{Error: "no control route " + r.URL.Path + "; see the package routes in /v1/docs"})
 	})))
 	mux.Handle("/v1/accesses", s.guard(roles(RoleAuditor, RoleGovernance), only(http.MethodGet, http.HandlerFunc(s.accesses))))
-	s.handler = mux
+	s.handler = limitBody(lim.MaxBodyBytes, mux)
+}
+
+// limitBody caps every request body at n bytes, whatever the route: a
+// handler reading more gets a *http.MaxBytesError (control answers 413).
+func limitBody(n int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // queryNeed: current state for every role; the past (asOf or validAt
@@ -193,8 +212,10 @@ func only(m string, h http.Handler) http.Handler {
 
 type accessesAnswer struct {
 	Accesses []Access `json:"accesses"`
-	Recorded uint64   `json:"recorded"` // since the process started, including those no longer kept
-	Kept     int      `json:"kept"`     // the in-memory bound
+	Recorded uint64   `json:"recorded"`  // since the process started, including those no longer kept
+	Kept     int      `json:"kept"`      // the in-memory bound on entries
+	Bytes    int      `json:"bytes"`     // what the kept entries hold
+	MaxBytes int      `json:"max_bytes"` // the in-memory bound on bytes
 }
 
 func (s *Server) accesses(w http.ResponseWriter, r *http.Request) {
@@ -209,7 +230,8 @@ func (s *Server) accesses(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	list, total := s.ring.list(limit, q.Get("principal"))
-	s.reply(w, http.StatusOK, accessesAnswer{Accesses: list, Recorded: total, Kept: s.ring.size})
+	s.reply(w, http.StatusOK, accessesAnswer{Accesses: list, Recorded: total, Kept: s.ring.size,
+		Bytes: s.ring.held(), MaxBytes: s.ring.maxBytes})
 }
 
 // errorBody is every error answer: what is wrong, and for refusals the
