@@ -37,7 +37,7 @@ func browseFixture(t *testing.T, n int) (root string, st *auditlog.Store) {
 			sys += 1000 + rng.Int64N(1000)
 			e := auditlog.Entry{SystemTime: sys, ValidFrom: vf, Op: auditlog.OpAssert, Key: []byte(key)}
 			if v > 0 && rng.IntN(3) == 0 {
-				e.ValidFrom = vf - 3_600_000_000 // back-dated by an hour: a correction
+				e.ValidFrom = vf - 90_000_000 // back-dated by 90s: a correction
 				e.ValidTo = vf
 			} else {
 				vf += 60_000_000
