@@ -5,14 +5,20 @@ PKGS      := ./...
 BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
 
-.PHONY: run test bench bench-stages crash fuzz vet interop-deps build
+.PHONY: run test bench bench-stages crash fuzz vet interop-deps ui-deps build
+
+# Test artifacts (the browser test's screenshots go to $(MESHLET_ARTIFACTS)/ui);
+# git ignores the directory.
+MESHLET_ARTIFACTS ?= $(CURDIR)/artifacts
+export MESHLET_ARTIFACTS
 
 ## run: the example product on the embedded stack (kfake + registry), recorded CDC through it
 run:
 	$(GO) run ./cmd/meshlet dev --once
 
-## test: vet, then every test with the race detector
-test: interop-deps vet
+## test: vet, then every test with the race detector (the browser test of the
+## management page needs Debian's chromium; screenshots in artifacts/ui)
+test: interop-deps ui-deps vet
 	$(GO) test -race -count=1 $(PKGS)
 
 ## bench: each stage's benchmark and the in-process pipeline (bench-stages), then
@@ -51,6 +57,10 @@ vet:
 ## interop-deps: the npm packages of the third-party consumer in the interop test
 interop-deps:
 	@test -d internal/interop/node/node_modules || npm ci --prefix internal/interop/node --no-audit --no-fund
+
+## ui-deps: playwright-core and axe-core for the management page's browser test
+ui-deps:
+	@test -d ports/web/browsertest/node_modules || npm ci --prefix ports/web/browsertest --no-audit --no-fund
 
 build:
 	$(GO) build -o bin/meshlet ./cmd/meshlet

@@ -8,8 +8,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/ports/lineage"
+	"github.com/meshlet/meshlet/ports/mesh"
 	"github.com/meshlet/meshlet/ports/mgmt"
+	"github.com/meshlet/meshlet/ports/web"
 )
 
 // management builds the product's management listener: discovery, status,
@@ -19,7 +24,7 @@ func (r *Runner) management(query http.Handler) *mgmt.Server {
 	out := m.OutputPorts[0]
 	desc := mgmt.Product{
 		ID: m.ID, Name: m.Name, Version: m.Version, Domain: m.Domain, Description: m.Description,
-		Team: mgmt.Team{Name: m.Team.Name, Email: m.Team.Email},
+		Team: mgmt.Team{Name: m.Team.Name, Email: m.Team.Email}, DeadLetterTopic: m.DeadLetter.Topic,
 	}
 	for _, in := range m.InputPorts {
 		desc.Inputs = append(desc.Inputs, mgmt.Input{Name: in.Name, Topic: in.Topic, Format: in.Format})
@@ -40,14 +45,28 @@ func (r *Runner) management(query http.Handler) *mgmt.Server {
 		Query:         query,
 		PolicyActions: []string{"pass", "mask", "drop"},
 		Log:           r.log,
+		DeadLetters:   r.recentDeadLetters,
+		UI:            web.Handler(),
 	}
 	if r.plane.bus != nil {
 		srv.Control = controller{r}
 	}
 	if r.mesh.registry != nil {
 		srv.Lineage = r.meshNeighbors
+		srv.Mesh = &mesh.Handler{Registry: r.mesh.registry}
 	}
 	return srv
+}
+
+// recentDeadLetters reads the newest committed records of the dead-letter
+// topic for the management port.
+func (r *Runner) recentDeadLetters(ctx context.Context, n int) ([]ports.Dead, error) {
+	secure, err := r.cfg.Security.kafkaOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts := append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kslog{r.log})}, secure...)
+	return ports.RecentDeadLetters(ctx, opts, r.product.Manifest.DeadLetter.Topic, n)
 }
 
 // observe reports the state and measurements /v1/status evaluates.

@@ -44,8 +44,8 @@ type serving struct {
 const maxPendingFacts = 1_000_000
 
 func (r *Runner) startServing(ctx context.Context) error {
-	var err error
-	r.serve.signer, _, err = auditlog.LoadOrCreateKey(r.cfg.DataDir, r.product.Manifest.ID)
+	signer, verifier, err := auditlog.LoadOrCreateKey(r.cfg.DataDir, r.product.Manifest.ID)
+	r.serve.signer = signer
 	if err != nil {
 		return fmt.Errorf("checkpoint key: %w", err)
 	}
@@ -72,7 +72,7 @@ func (r *Runner) startServing(ctx context.Context) error {
 	if r.gov.keys != nil {
 		dec.Keys = r.gov.keys
 	}
-	q := &query.Handler{Store: r.serve.store, Current: r.serve.current, Decoder: dec, Log: r.log}
+	q := &query.Handler{Store: r.serve.store, Current: r.serve.current, Decoder: dec, Verifier: verifier, Log: r.log}
 	r.serve.mgmt = r.management(q)
 	ln, err := net.Listen("tcp", r.cfg.HTTPAddr)
 	if err != nil {
