@@ -439,7 +439,15 @@ function renderHistory(box, key, h) {
   const vs = h.versions, marks = h.entries || [];
   const corrections = new Set(marks.filter((m) => m.correction).map((m) => m.log + "/" + m.seq));
   const deletes = marks.filter((m) => m.op === "retract");
-  const chart = bitemporalChart(vs, deletes, corrections);
+  const ref = { chart: bitemporalChart(vs, deletes, corrections, false) };
+  const holder = el("div", { id: "chart-holder" }, ref.chart.box);
+  const detail = el("input", { id: "chart-detail", type: "checkbox" });
+  const controls = asOfControls(key, ref);
+  detail.addEventListener("change", () => {
+    ref.chart = bitemporalChart(vs, deletes, corrections, detail.checked);
+    fill(holder, ref.chart.box);
+    controls.remark();
+  });
   const info = el("p", { class: "muted small" },
     `${h.total} version(s)` + (h.total > vs.length ? `, the first ${vs.length} drawn (the CLI's meshlet history has all)` : "") +
     `; ${corrections.size} correction(s), ${deletes.length} delete(s).`);
@@ -448,7 +456,9 @@ function renderHistory(box, key, h) {
     el("span", null, el("span", { class: "swatch correction" }), "written by a correction"),
     el("span", null, el("span", { class: "swatch delete" }), "a delete"),
     el("span", null, el("span", { class: "swatch believed" }), "believed at the as-of point"));
-  fill(box, el("h4", null, "Bitemporal history"), info, legend, chart.box, asOfControls(key, chart), correctionsPanel(key, vs),
+  fill(box, el("h4", null, "Bitemporal history"), info, legend,
+    el("div", { class: "row small" }, detail, el("label", { for: "chart-detail" }, "Wide steps: every boundary readable, the chart scrolls")),
+    holder, controls.box, correctionsPanel(key, vs),
     el("details", null, el("summary", null, "Versions as a table"), versionTable(vs, corrections)));
 }
 
@@ -462,7 +472,7 @@ function versionTable(vs, corrections) {
 // bitemporalChart draws valid time across and system time upwards. Both
 // axes are ordinal: every distinct boundary gets an equal step, so versions
 // a microsecond apart stay as visible as versions years apart.
-function bitemporalChart(vs, deletes, corrections) {
+function bitemporalChart(vs, deletes, corrections, wide) {
   const vset = new Set(), sset = new Set();
   let openValid = false, openSystem = false;
   for (const v of vs) {
@@ -473,8 +483,10 @@ function bitemporalChart(vs, deletes, corrections) {
   const vb = [...vset].sort(), sb = [...sset].sort();
   const nx = vb.length + (openValid ? 1 : 0), ny = sb.length + (openSystem ? 1 : 0);
   const ML = 170, MB = 120, MT = 14, MR = 24;
-  const stepX = Math.max(34, Math.min(180, 900 / Math.max(1, nx - 1)));
-  const stepY = Math.max(20, Math.min(70, 360 / Math.max(1, ny - 1)));
+  // Fitted, a chart of hundreds of versions stays on screen with thin
+  // rectangles; wide steps give every boundary room for its label.
+  const stepX = Math.max(wide ? 34 : 4, Math.min(180, 1000 / Math.max(1, nx - 1)));
+  const stepY = Math.max(wide ? 20 : 3, Math.min(70, (wide ? 360 : 560) / Math.max(1, ny - 1)));
   const X = (t) => ML + (t == null ? vb.length : vb.indexOf(t)) * stepX;
   const Y = (t) => MT + (ny - 1 - (t == null ? sb.length : sb.indexOf(t))) * stepY;
   const width = ML + (nx - 1) * stepX + MR, height = MT + (ny - 1) * stepY + MB;
@@ -561,8 +573,8 @@ function tip(ev, v, corr) {
 // asOfControls: two sliders over the chart's boundaries pick T and V; the
 // row shown is the server's answer to ?asOf=T&validAt=V, the same question
 // meshlet asof answers.
-function asOfControls(key, chart) {
-  const { vb, sb } = chart;
+function asOfControls(key, ref) {
+  const { vb, sb } = ref.chart;
   const mk = (id, label, steps, name) => {
     const input = el("input", { id, type: "range", min: 0, max: steps.length - 1, step: 1, value: steps.length - 1, "aria-describedby": id + "-out" });
     const out = el("output", { id: id + "-out", for: id });
@@ -575,7 +587,7 @@ function asOfControls(key, chart) {
     const t = sb[+T.input.value], v = vb[+V.input.value];
     T.out.textContent = t; V.out.textContent = v;
     T.input.setAttribute("aria-valuetext", t); V.input.setAttribute("aria-valuetext", v);
-    chart.mark(t, v);
+    ref.chart.mark(t, v);
     const my = ++seq;
     row.dataset.state = "loading";
     try {
@@ -593,7 +605,10 @@ function asOfControls(key, chart) {
   T.input.addEventListener("input", update);
   V.input.addEventListener("input", update);
   update();
-  return el("fieldset", null, el("legend", null, "As of (T, V): what was believed at system time T about valid time V"), T.wrap, V.wrap, row);
+  return {
+    box: el("fieldset", null, el("legend", null, "As of (T, V): what was believed at system time T about valid time V"), T.wrap, V.wrap, row),
+    remark: () => ref.chart.mark(sb[+T.input.value], vb[+V.input.value]),
+  };
 }
 
 function correctionsPanel(key, vs) {
