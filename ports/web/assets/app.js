@@ -651,5 +651,10 @@ document.addEventListener("DOMContentLoaded", () => {
     typing = setTimeout(() => listKeys($("q").value.trim(), ""), 200);
   });
   addEventListener("hashchange", route);
+  // Live status: the health and SLO cards follow /v1/status while shown.
+  setInterval(async () => {
+    if ($("view-product").hidden || document.hidden) return;
+    try { const s = await api("/v1/status"); renderHealth(s); renderQuality(s); } catch { /* the next tick tries again */ }
+  }, 10000);
   if (state.token) signIn(state.token); else renderWho();
 });
