@@ -336,7 +336,7 @@ function lineageGraph(g, hrefOf) {
   }
   const cols = {};
   for (const n of nodes) (cols[col[n.id]] ||= []).push(n);
-  const W = 230, H = 54, GX = 120, GY = 34;
+  const W = 230, H = 54, GX = 190, GY = 34;
   const pos = {};
   let maxRows = 0;
   for (const [c, ns] of Object.entries(cols)) {
@@ -355,7 +355,7 @@ function lineageGraph(g, hrefOf) {
     svg.append(sv("g", { class: "edge-g", "data-topic": e.topic },
       sv("path", { class: "edge", d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`, "marker-end": "url(#arrow)" },
         sv("title", null, `${e.topic}: ${e.outputPort || "(external)"} → ${e.inputPort}`)),
-      sv("text", { x: mx, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" }, e.topic)));
+      sv("text", { x: mx, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" }, clipText(e.topic, GX - 16))));
   }
   for (const n of nodes) {
     const p = pos[n.id];
@@ -656,5 +656,10 @@ document.addEventListener("DOMContentLoaded", () => {
     if ($("view-product").hidden || document.hidden) return;
     try { const s = await api("/v1/status"); renderHealth(s); renderQuality(s); } catch { /* the next tick tries again */ }
   }, 10000);
+  api("/v1/product").then((p) => {
+    state.product = p;
+    $("title").textContent = p.name || p.id || "Meshlet";
+    $("subtitle").textContent = p.id || "";
+  }, () => {});
   if (state.token) signIn(state.token); else renderWho();
 });
