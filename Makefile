@@ -5,7 +5,12 @@ PKGS      := ./...
 BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
 
-.PHONY: run test hygiene bench bench-stages crash fuzz vet interop-deps build
+.PHONY: run test hygiene bench bench-stages crash fuzz vet interop-deps ui-deps build
+
+# Test artifacts (the browser test's screenshots go to $(MESHLET_ARTIFACTS)/ui);
+# git ignores the directory.
+MESHLET_ARTIFACTS ?= $(CURDIR)/artifacts
+export MESHLET_ARTIFACTS
 
 ## run: the example product on the embedded stack (kfake + registry), recorded CDC through it.
 ## The first time, Go compiles the Kafka, Avro and Redis clients (a few minutes on 2 cores);
@@ -15,8 +20,9 @@ run:
 	@$(GO) build -v -o /dev/null ./examples/inventory 2>&1 | awk '/^#|error|cannot/ {print; next} {n++; printf "\r  compiled %d packages", n; fflush()} END {if (n) print ""}'
 	$(GO) run ./examples/inventory dev --once
 
-## test: the repository check, vet, then every test with the race detector
-test: interop-deps hygiene vet
+## test: the repository check, vet, then every test with the race detector (the
+## browser test of the management page needs Debian's chromium; screenshots in artifacts/ui)
+test: interop-deps ui-deps hygiene vet
 	$(GO) test -race -count=1 $(PKGS)
 
 ## hygiene: no compiled binary tracked, no file over 2 MB without a recorded reason
@@ -59,6 +65,10 @@ vet:
 ## interop-deps: the npm packages of the third-party consumer in the interop test
 interop-deps:
 	@test -d internal/interop/node/node_modules || npm ci --prefix internal/interop/node --no-audit --no-fund
+
+## ui-deps: playwright-core and axe-core for the management page's browser test
+ui-deps:
+	@test -d ports/web/browsertest/node_modules || npm ci --prefix ports/web/browsertest --no-audit --no-fund
 
 ## build: the generic tool and the example product's binary, into bin/
 build:

@@ -4,7 +4,13 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshlet/meshlet/ports"
+	"github.com/meshlet/meshlet/ports/kafka"
+	"github.com/meshlet/meshlet/ports/mesh"
 	"github.com/meshlet/meshlet/ports/mgmt"
+	"github.com/meshlet/meshlet/ports/web"
 )
 
 // management builds the product's management listener: discovery, status,
@@ -14,7 +20,7 @@ func (r *Runner) management(query http.Handler) *mgmt.Server {
 	out := m.OutputPorts[0]
 	desc := mgmt.Product{
 		ID: m.ID, Name: m.Name, Version: m.Version, Domain: m.Domain, Description: m.Description,
-		Team: mgmt.Team{Name: m.Team.Name, Email: m.Team.Email},
+		Team: mgmt.Team{Name: m.Team.Name, Email: m.Team.Email}, DeadLetterTopic: m.DeadLetter.Topic,
 	}
 	for _, in := range m.InputPorts {
 		desc.Inputs = append(desc.Inputs, mgmt.Input{Name: in.Name, Topic: in.Topic, Format: in.Format})
@@ -35,14 +41,28 @@ func (r *Runner) management(query http.Handler) *mgmt.Server {
 		Query:         query,
 		PolicyActions: []string{"pass", "mask", "drop"},
 		Log:           r.log,
+		DeadLetters:   r.recentDeadLetters,
+		UI:            web.Handler(),
 	}
 	if r.plane != nil {
 		srv.Control = controller{bus: r.plane.bus, product: m.ID, now: r.cfg.now}
 	}
 	if r.mesh.registry != nil {
 		srv.Lineage = func(ctx context.Context) (mgmt.Neighbors, error) { return r.mesh.neighbors(ctx, m.ID) }
+		srv.Mesh = &mesh.Handler{Registry: r.mesh.registry}
 	}
 	return srv
+}
+
+// recentDeadLetters reads the newest committed records of the dead-letter
+// topic for the management port.
+func (r *Runner) recentDeadLetters(ctx context.Context, n int) ([]ports.Dead, error) {
+	secure, err := r.cfg.kafkaSecurity.Opts()
+	if err != nil {
+		return nil, err
+	}
+	opts := append([]kgo.Opt{kgo.SeedBrokers(r.cfg.brokers...), kgo.WithLogger(kafka.Logger(r.log))}, secure...)
+	return kafka.RecentDeadLetters(ctx, opts, r.product.Manifest.DeadLetter.Topic, n)
 }
 
 // observe reports the state and measurements /v1/status evaluates.

@@ -75,7 +75,8 @@ func (r *Runner) servingDeps() servingDeps {
 func startServing(ctx context.Context, d servingDeps) (*serving, error) {
 	s := &serving{log: d.log, checkpointInterval: d.checkpointInterval}
 	var err error
-	s.signer, _, err = auditlog.LoadOrCreateKey(d.dataDir, d.product)
+	var verifier note.Verifier
+	s.signer, verifier, err = auditlog.LoadOrCreateKey(d.dataDir, d.product)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint key: %w", err)
 	}
@@ -103,7 +104,7 @@ func startServing(ctx context.Context, d servingDeps) (*serving, error) {
 	if d.keys != nil {
 		dec.Keys = d.keys
 	}
-	q := &query.Handler{Store: s.store, Current: s.current, Decoder: dec, Log: s.log}
+	q := &query.Handler{Store: s.store, Current: s.current, Decoder: dec, Verifier: verifier, Log: s.log}
 	s.mgmt = d.management(q)
 	ln, err := s.mgmt.Listen(d.httpAddr)
 	if err != nil {

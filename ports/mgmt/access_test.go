@@ -28,6 +28,12 @@ var guarded = []routeClass{
 	{"forget", "POST", "/v1/control/forget", `{"subject":"customer-42"}`, 202, []Role{RoleGovernance}},
 	{"outcomes", "GET", "/v1/control/commands/cmd-1", "", 200, []Role{RoleOwner, RoleGovernance, RoleAuditor}},
 	{"accesses", "GET", "/v1/accesses", "", 200, []Role{RoleAuditor, RoleGovernance}},
+	{"entity list", "GET", "/v1/entities?q=o-&limit=10", "", 200, Roles},
+	{"entity list asOf", "GET", "/v1/entities?asOf=now", "", 200, []Role{RoleAuditor, RoleOwner, RoleGovernance}},
+	{"corrections", "GET", "/v1/corrections?from=2026-01-01T00:00:00Z", "", 200, []Role{RoleAuditor, RoleOwner, RoleGovernance}},
+	{"full verification", "GET", "/v1/changelog/verify", "", 200, []Role{RoleAuditor, RoleOwner, RoleGovernance}},
+	{"dead letters", "GET", "/v1/deadletters", "", 200, []Role{RoleAuditor, RoleOwner, RoleGovernance}},
+	{"whoami", "GET", "/v1/whoami", "", 200, Roles},
 }
 
 func TestRolesPerRouteClass(t *testing.T) {
@@ -73,7 +79,7 @@ func TestOpenRoutesNeedNoToken(t *testing.T) {
 	f := newFixture(t)
 	f.s.Observe = nil // status then answers 503, checked in its own test
 	for _, p := range []string{"/v1/product", "/v1/contracts", "/v1/contracts/orders", "/v1/schemas", "/v1/schemas/orders",
-		"/v1/docs", "/v1/owners", "/v1/lineage", "/metrics", "/healthz"} {
+		"/v1/docs", "/v1/owners", "/v1/lineage", "/metrics", "/healthz", "/v1/changelog", "/v1/mesh/products", "/ui/"} {
 		if w := f.do(t, "GET", p, "", ""); w.Code != http.StatusOK {
 			t.Errorf("%s: %d without a token, want 200\n%s", p, w.Code, w.Body)
 		}

@@ -21,6 +21,8 @@ type Product struct {
 	Team        Team     `json:"team"`
 	Inputs      []Input  `json:"inputPorts"`
 	Outputs     []Output `json:"outputPorts"`
+	// DeadLetterTopic is where records the product could not process go.
+	DeadLetterTopic string `json:"deadLetterTopic,omitempty"`
 }
 
 // Team owns the product.

@@ -18,11 +18,28 @@
 //	GET  /metrics                   open                           Prometheus exposition of Server.Gatherer
 //	GET  /v1/status                 open                           state, uptime, measurements, each SLO judged
 //	GET  /healthz                   open                           200, or 503 once stopping
+//	GET  /v1/changelog              open                           each change log's size and latest signed
+//	                                                               checkpoint, its signature and tree root checked
+//	GET  /v1/mesh/...               open                           the mesh registry (ports/mesh.Handler)
+//	GET  /ui/                       open                           the page (ports/web); / redirects here. It
+//	                                                               holds no data: it asks the routes here
+//	                                                               with the token typed into it
+//	GET  /v1/whoami                 consumer, auditor, owner,      the token's principal and role
+//	                                governance
+//	GET  /v1/entities?q=&after=&limit=
+//	                                consumer, auditor, owner,      the keys believed now, filtered, paged
+//	                                governance
 //	GET  /v1/entities/{key}         consumer, auditor, owner,      the query port: current state
 //	                                governance
 //	GET  /v1/entities/{key}?asOf=T&validAt=V
 //	                                auditor, owner, governance     the query port: as of a time
 //	GET  /v1/entities/{key}/history auditor, owner, governance     the query port: every version
+//	                                                               (?offset=&limit=, ?entries=true)
+//	GET  /v1/corrections?from=T1&to=T2
+//	                                auditor, owner, governance     back-dated entries recorded in [T1, T2)
+//	GET  /v1/changelog/verify       auditor, owner, governance     every log walked against its checkpoint
+//	GET  /v1/deadletters            auditor, owner, governance     the newest committed dead letters, with
+//	                                                               class and origin, never the value (?limit=N)
 //	POST /v1/control/pause          owner, governance              202 {"command_id"}, Location to its outcomes
 //	POST /v1/control/resume         owner, governance              202
 //	POST /v1/control/reprocess      owner, governance              202; body {"topic","partition","offset"}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/meshlet/meshlet/contracts"
+	"github.com/meshlet/meshlet/ports"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -173,7 +174,17 @@ func newFixture(t *testing.T) *fixture {
 			Outputs: []Output{{Name: "orders", Topic: "shop.orders.v2", Subject: "shop.orders.v2-value",
 				Contract: loadOrders(t), Schema: []byte(ordersAvsc)}},
 		},
-		Query:      fakeQuery{},
+		Query: fakeQuery{},
+		DeadLetters: func(ctx context.Context, limit int) ([]ports.Dead, error) {
+			return []ports.Dead{{Class: "malformed", OriginTopic: "pg.public.orders", OriginOffset: 9, Key: "o-9"}}[:min(limit, 1)], nil
+		},
+		Mesh: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"mesh": r.URL.Path})
+		}),
+		UI: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte("<!doctype html><title>page</title>"))
+		}),
 		Control:    f.ctl,
 		Sink:       f.sink,
 		Gatherer:   f.reg,

@@ -14,12 +14,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/meshlet/meshlet/ports"
 )
 
 // Defaults, in one place.
 const (
 	DefaultAccessLogSize = 10_000 // accesses kept in memory
 	DefaultAccessLimit   = 100    // accesses GET /v1/accesses answers without ?limit
+	DefaultDeadLetters   = 20     // dead letters GET /v1/deadletters answers without ?limit
+	deadLetterWait       = 5 * time.Second
 	maxBodyBytes         = 64 << 10
 	idempotencyMemo      = 1024 // Idempotency-Keys remembered per replica
 )
@@ -51,8 +55,18 @@ type Server struct {
 	// Registerer, when set, gets meshlet_mgmt_accesses_total{data_product,decision}.
 	Registerer prometheus.Registerer
 
-	// Query serves /v1/entities/... (the query port); nil answers 503.
+	// Query serves /v1/entities/... (the query port), /v1/corrections and
+	// /v1/changelog; nil answers 503.
 	Query http.Handler
+	// DeadLetters returns up to limit of the newest dead letters for
+	// /v1/deadletters (ports.RecentDeadLetters); nil answers 503.
+	DeadLetters func(ctx context.Context, limit int) ([]ports.Dead, error)
+	// Mesh serves /v1/mesh/... (the mesh registry, ports/mesh.Handler);
+	// nil answers 503.
+	Mesh http.Handler
+	// UI serves the page under /ui/ (ports/web); / redirects to it. Nil:
+	// no page.
+	UI http.Handler
 	// Control carries control commands to the runtime; nil answers 503.
 	Control Controller
 	// PolicyActions are the actions PUT /v1/control/policies accepts
@@ -138,10 +152,22 @@ func (s *Server) build() {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /v1/changelog", s.query)
+	mux.Handle("GET /v1/mesh/", s.mesh())
+	if s.UI != nil {
+		mux.Handle("GET /ui/", s.UI)
+		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	}
 
 	// Guarded: registered without a method so that a request with the
 	// wrong one is still authenticated and logged before its 405.
 	mux.Handle("/v1/entities/", s.guard(queryNeed, http.HandlerFunc(s.query)))
+	mux.Handle("/v1/entities", s.guard(queryNeed, only(http.MethodGet, http.HandlerFunc(s.query))))
+	past := roles(RoleAuditor, RoleOwner, RoleGovernance)
+	mux.Handle("/v1/corrections", s.guard(past, only(http.MethodGet, http.HandlerFunc(s.query))))
+	mux.Handle("/v1/changelog/verify", s.guard(past, only(http.MethodGet, http.HandlerFunc(s.query))))
+	mux.Handle("/v1/deadletters", s.guard(past, only(http.MethodGet, http.HandlerFunc(s.deadLetters))))
+	mux.Handle("/v1/whoami", s.guard(roles(Roles...), only(http.MethodGet, http.HandlerFunc(s.whoami))))
 	operators := roles(RoleOwner, RoleGovernance)
 	governance := roles(RoleGovernance)
 	mux.Handle("/v1/control/pause", s.guard(operators, only(http.MethodPost, s.control(CommandPause))))

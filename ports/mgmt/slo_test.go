@@ -155,7 +155,8 @@ func TestFreshness(t *testing.T) {
 func TestStatus(t *testing.T) {
 	f := newFixture(t)
 	measured := Measured{PublishLatencyP99: time.Second, Freshness: 2 * time.Second, LastCommit: published, ConsumerLag: 7,
-		QualityViolations: []contracts.RuleStats{{Object: "orders", Rule: "known-currency", Metric: "invalidValues", Field: "currency"}}}
+		QualityViolations: []contracts.RuleStats{{Object: "orders", Rule: "known-currency", Metric: "invalidValues", Field: "currency",
+			DeadLetter: true, Checked: 40, Bad: 3}}}
 	f.s.Observe = func(context.Context) (Observation, error) {
 		return Observation{State: StateRunning, Ports: map[string]Measured{"orders": measured}}, nil
 	}
@@ -171,6 +172,10 @@ func TestStatus(t *testing.T) {
 	p := ans.Ports[0]
 	if p.Port != "orders" || len(p.SLOs) != 3 || p.Measured.ConsumerLag != 7 || p.Measured.Freshness != "2s" {
 		t.Errorf("port status %+v %+v", p, p.Measured)
+	}
+	if q := p.Measured.Quality; len(q) != 1 || q[0] != (qualityJSON{Rule: "known-currency", Field: "currency", Metric: "invalidValues",
+		DeadLetter: true, Checked: 40, Bad: 3}) {
+		t.Errorf("quality counters %+v", q)
 	}
 
 	// A missed SLO is still a 200, with healthy false.

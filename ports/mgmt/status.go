@@ -32,6 +32,18 @@ type measuredJSON struct {
 	ConsumerLag       int64   `json:"consumer_lag"`
 	DeadLetters       int64   `json:"dead_letters"`
 	ChangeLogBytes    int64   `json:"change_log_bytes"`
+	// Quality is each contract rule's counters since the product started.
+	Quality []qualityJSON `json:"quality"`
+}
+
+type qualityJSON struct {
+	Rule       string `json:"rule"`
+	Field      string `json:"field,omitempty"`
+	Metric     string `json:"metric,omitempty"`
+	DeadLetter bool   `json:"dead_letter"` // records breaking it go to the dead-letter topic
+	Checked    uint64 `json:"checked"`
+	Bad        uint64 `json:"bad"`
+	Violations uint64 `json:"violations"`
 }
 
 type portStatus struct {
@@ -87,6 +99,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 			PublishLatencyP99: fmtDuration(m.PublishLatencyP99),
 			Freshness:         fmtDuration(m.Freshness), FreshnessSeconds: m.Freshness.Seconds(),
 			ConsumerLag: m.ConsumerLag, DeadLetters: m.DeadLetters, ChangeLogBytes: m.ChangeLogBytes,
+			Quality: []qualityJSON{},
+		}
+		for _, q := range m.QualityViolations {
+			ps.Measured.Quality = append(ps.Measured.Quality, qualityJSON{Rule: q.Rule, Field: q.Field, Metric: q.Metric,
+				DeadLetter: q.DeadLetter, Checked: q.Checked, Bad: q.Bad, Violations: q.Violations})
 		}
 		if !m.LastCommit.IsZero() {
 			ps.Measured.LastCommit = m.LastCommit.UTC().Format(time.RFC3339Nano)

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/meshlet/meshlet/auditlog"
 )
@@ -19,6 +23,11 @@ import (
 //	GET /v1/entities/{key}                        current version, from Redis
 //	GET /v1/entities/{key}?asOf=T&validAt=V       as of system time T, valid at V, from the log index
 //	GET /v1/entities/{key}/history                every version with both periods, from the log index
+//	    ?offset=N&limit=M                         a page of them; ?entries=true adds every entry's op and times
+//	GET /v1/entities?q=TEXT&after=KEY&limit=N     the keys believed now, in key order, filtered and paged
+//	GET /v1/corrections?from=T1&to=T2&key=K       back-dated entries recorded in [T1, T2)
+//	GET /v1/changelog                             each log's size and latest signed checkpoint, checked
+//	GET /v1/changelog/verify                      the full check: every log walked against its checkpoint
 //
 // T and V are RFC 3339 times or "now"; either may be given alone (the
 // other is now). Answers are JSON; an absent entity is a 404 whose body
@@ -27,6 +36,9 @@ type Handler struct {
 	Store   *auditlog.Store // as-of and history; nil: those answer 503
 	Current *RedisStore     // current state; nil: current reads go to Store
 	Decoder *Decoder        // payload fields; nil: payloads as base64
+	// Verifier checks the change logs' signed checkpoints for
+	// /v1/changelog; nil: they are listed unchecked.
+	Verifier note.Verifier
 	// Staleness bounds how old the Store's view of the logs may be: a
 	// query refreshes it first when the last refresh is older (default 1s).
 	Staleness time.Duration
@@ -35,12 +47,18 @@ type Handler struct {
 
 	mu        sync.Mutex
 	refreshed time.Time
+	keys      keyList    // the entity list, kept between pages
+	verifying sync.Mutex // one full verification at a time
 }
 
 // Register adds the query routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/entities/{key}", h.entity)
 	mux.HandleFunc("GET /v1/entities/{key}/history", h.history)
+	mux.HandleFunc("GET /v1/entities", h.list)
+	mux.HandleFunc("GET /v1/corrections", h.corrections)
+	mux.HandleFunc("GET /v1/changelog", h.changelog)
+	mux.HandleFunc("GET /v1/changelog/verify", h.verify)
 }
 
 // ServeHTTP serves the query routes on their own.
@@ -172,6 +190,11 @@ type entityAnswer struct {
 type historyAnswer struct {
 	Key      string        `json:"key"`
 	Versions []VersionJSON `json:"versions"`
+	// Total is every version of the key; Offset is where Versions start
+	// in them, so a page is Versions[0] = version Offset.
+	Total   int        `json:"total"`
+	Offset  int        `json:"offset"`
+	Entries []MarkJSON `json:"entries,omitempty"` // with ?entries=true
 }
 
 type errorAnswer struct {
@@ -238,6 +261,24 @@ func (h *Handler) entity(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	offset, ok := h.intParam(w, q, "offset", 0, 0, math.MaxInt)
+	if !ok {
+		return
+	}
+	limit, ok := h.intParam(w, q, "limit", math.MaxInt, 1, math.MaxInt)
+	if !ok {
+		return
+	}
+	withEntries := false
+	if v := q.Get("entries"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			h.reply(w, http.StatusBadRequest, errorAnswer{"entries: want true or false"})
+			return
+		}
+		withEntries = b
+	}
 	if !h.fresh(w) {
 		return
 	}
@@ -247,14 +288,24 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	ans := historyAnswer{Key: key, Versions: []VersionJSON{}}
-	for _, v := range vs {
+	ans := historyAnswer{Key: key, Versions: []VersionJSON{}, Total: len(vs), Offset: offset}
+	page := vs[min(offset, len(vs)):]
+	page = page[:min(limit, len(page))]
+	for _, v := range page {
 		j, err := Version(r.Context(), h.Decoder, v)
 		if err != nil {
 			h.fail(w, err)
 			return
 		}
 		ans.Versions = append(ans.Versions, j)
+	}
+	if withEntries {
+		facts, err := h.Store.Entries([]byte(key))
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		ans.Entries = marks(facts)
 	}
 	code := http.StatusOK
 	if len(vs) == 0 {
