@@ -77,6 +77,9 @@ func cmdSchemaCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 
 func versionList(vs []schemas.Version) string {
 	if len(vs) == 1 {
+		if vs[0].ID == 0 { // a version of the product's own history: no registry id
+			return fmt.Sprintf("version %d", vs[0].Version)
+		}
 		return fmt.Sprintf("version %d (id %d)", vs[0].Version, vs[0].ID)
 	}
 	s := "versions"

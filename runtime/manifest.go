@@ -1,10 +1,10 @@
 package runtime
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -129,13 +129,17 @@ func ParseManifest(file string, data []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: not valid YAML: %w", file, err)
 	}
 	m := &Manifest{file: file}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(m); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+	v := validator{file: file, root: &root}
+	checkKeys(&v, &root, reflect.TypeOf(m), "")
+	if err := yaml.Unmarshal(data, m); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		v.errs = append(v.errs, typeErrors(file, &root, te)...)
+		return nil, errors.Join(v.errs...)
 	}
 	m.applyDefaults()
-	v := validator{file: file, root: &root}
 	m.validate(&v)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)

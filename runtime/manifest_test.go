@@ -89,6 +89,33 @@ func TestManifestRejectsUnknownFields(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "product.yaml") || !strings.Contains(err.Error(), "domian") {
 		t.Fatalf("err = %v, want one naming the file and the misspelt field", err)
 	}
+	tests := []struct {
+		name, from, to, want string
+	}{
+		{"top-level key, nearest known", "outputPorts:", "outputPort:", "product.yaml:10: outputPort: unknown field; did you mean outputPorts?"},
+		{"nested key", "    format: debezium-json", "    fromat: debezium-json", "product.yaml:9: inputPorts[0].fromat: unknown field; did you mean format?"},
+		{"case only", "domain: inventory", "Domain: inventory", "product.yaml:5: Domain: unknown field; did you mean domain?"},
+		{"nothing near", "domain: inventory", "domain: inventory\nzzzzzzzz: 1", "product.yaml:6: zzzzzzzz: unknown field; known here: apiVersion, deadLetter, description"},
+		{"a type, said in words", "name: Inventory products", "name: [Inventory, products]", "product.yaml:4: name: is a list; want text"},
+		{"a list where a mapping goes", "domain: inventory\n", "domain: inventory\nteam: [a]\n", "product.yaml:6: team: is a list; want a mapping (key: value)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := strings.Replace(goodManifest, tt.from, tt.to, 1)
+			if text == goodManifest {
+				t.Fatal("test case does not change the manifest")
+			}
+			_, err := ParseManifest("product.yaml", []byte(text))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err:\n%v\nwant a line with %q", err, tt.want)
+			}
+			for _, goName := range []string{"runtime.", "Manifest", "InputPort", "string", "int32"} {
+				if strings.Contains(err.Error(), goName) && !strings.Contains(tt.want, goName) {
+					t.Errorf("error names a Go type (%s): %v", goName, err)
+				}
+			}
+		})
+	}
 }
 
 func TestManifestReportsEveryProblem(t *testing.T) {
