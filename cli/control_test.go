@@ -3,7 +3,9 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -47,6 +49,29 @@ func TestControlCommands(t *testing.T) {
 		t.Fatal("meshlet dev never printed its management port and served")
 	}
 	go io.Copy(io.Discard, stdout)
+
+	// The recorded capture is years old; the product is caught up on it, so
+	// dev is healthy: every SLO met, latency measured from arrival.
+	var status struct {
+		Healthy bool `json:"healthy"`
+		Ports   []struct {
+			SLOs []struct {
+				Name     string `json:"name"`
+				OK       bool   `json:"ok"`
+				Measured string `json:"measured"`
+				Reason   string `json:"reason"`
+			} `json:"slos"`
+		} `json:"ports"`
+	}
+	resp, err := http.Get(base + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&status)
+	resp.Body.Close()
+	if err != nil || !status.Healthy || len(status.Ports) == 0 || len(status.Ports[0].SLOs) == 0 {
+		t.Errorf("dev /v1/status: healthy %v, %+v (%v)", status.Healthy, status, err)
+	}
 
 	for _, c := range []struct {
 		args []string

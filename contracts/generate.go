@@ -287,5 +287,12 @@ func slaProperty(name, value string) (SLAProperty, error) {
 	if n == float64(int64(n)) {
 		v = int64(n)
 	}
-	return SLAProperty{Property: name, Value: v, Unit: unit}, nil
+	return SLAProperty{Property: name, Value: v, Unit: unit, Description: slaDescriptions[name]}, nil
+}
+
+// slaDescriptions say how Meshlet measures each service level it states.
+var slaDescriptions = map[string]string{
+	"latency": "p99 of the time from an event (its source commit time, or its arrival on the input topic when that is later, " +
+		"so a backfill of old changes is not late) to the commit of the Kafka transaction that published it",
+	"retention": "how long events stay on the output topic",
 }

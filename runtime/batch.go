@@ -16,8 +16,8 @@ type batch struct {
 	entries []auditlog.Entry
 	produce []*kgo.Record
 	arena   []byte
-	// eventTimes holds the source commit time (unix µs) of each record's
-	// event, for the publish-latency histogram.
+	// eventTimes holds each record's event time (unix µs, see eventTime),
+	// for the publish-latency histogram and freshness.
 	eventTimes        []int64
 	deadLetterClasses map[deadLetterKey]int
 

@@ -115,7 +115,7 @@ func newMetrics(of measured) *metrics {
 	}, []string{"result"})
 	x.publishLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "meshlet_publish_latency_seconds", ConstLabels: outLabels,
-		Help:    "From the source commit time of an event (event time) to the commit of the transaction that published its records.",
+		Help:    "From an event's time (its source commit time, or its arrival on the input topic when later, so a backfill is not late) to the commit of the transaction that published its records.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600},
 	})
 	x.paused = prometheus.NewGauge(prometheus.GaugeOpts{

@@ -32,6 +32,14 @@ func encode(out *outputPort, now func() int64) stage {
 	}
 }
 
+// eventTime is when an event counts as having happened for publish
+// latency and freshness: its source commit time, or when its record reached
+// the input topic if that is later. A backfill or a replay of years-old
+// changes is measured from its arrival, so it is not "late"; a change that
+// waited in the source before its connector sent it is measured from its
+// commit, so that wait shows.
+func eventTime(commit, arrived int64) int64 { return max(commit, arrived) }
+
 // outputPort is what the encode stage needs of the port records go to.
 type outputPort struct {
 	name     string
@@ -93,6 +101,6 @@ func (o *outputPort) add(ev *event, i int) error {
 	})
 	b.produce = append(b.produce, &kgo.Record{Topic: o.topic, Key: key, Value: wire})
 	b.records++
-	b.eventTimes = append(b.eventTimes, c.CommitTime.UnixMicro())
+	b.eventTimes = append(b.eventTimes, eventTime(c.CommitTime.UnixMicro(), in.Timestamp.UnixMicro()))
 	return nil
 }

@@ -122,7 +122,7 @@ func Evaluate(slas []contracts.SLAProperty, m Measured) []SLO {
 }
 
 func evalLatency(sla contracts.SLAProperty, m Measured) SLO {
-	slo := SLO{Name: "latency", Objective: "p99 source commit to publish <= " + objective(sla)}
+	slo := SLO{Name: "latency", Objective: "p99 event (source commit, or arrival if later) to publish <= " + objective(sla)}
 	bound, err := slaDuration(sla.Value, sla.Unit)
 	if err != nil {
 		slo.Measured = "p99 " + fmtDuration(m.PublishLatencyP99)
