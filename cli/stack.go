@@ -70,8 +70,8 @@ func cmdStack(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // stackOptions are the flags of the embedded stack, shared by stack and dev.
 type stackOptions struct {
-	kafkaPort, registryPort int
-	redis                   string
+	kafkaPort, registryPort, redisPort int
+	redis                              string
 }
 
 func (o *stackOptions) register(fs interface {
@@ -81,6 +81,7 @@ func (o *stackOptions) register(fs interface {
 	fs.IntVar(&o.kafkaPort, "kafka-port", 0, "TCP port of the embedded Kafka broker (0: any free port)")
 	fs.IntVar(&o.registryPort, "registry-port", 0, "HTTP port of the embedded schema registry (0: any free port)")
 	fs.StringVar(&o.redis, "redis", "auto", "Redis: auto (start redis-server if installed), off, or the address of one")
+	fs.IntVar(&o.redisPort, "redis-port", 0, "TCP port of the redis-server --redis auto starts (0: any free port)")
 }
 
 // stack is a running embedded Kafka, registry and Redis.
@@ -112,7 +113,7 @@ func startStack(o stackOptions, dir string, autoTopics bool) (*stack, error) {
 	switch o.redis {
 	case "off":
 	case "auto":
-		srv, err := localredis.Start(dir)
+		srv, err := localredis.StartOn(dir, o.redisPort)
 		switch {
 		case errors.Is(err, localredis.ErrNotInstalled):
 			// current state is then served from the change-log index

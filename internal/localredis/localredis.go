@@ -24,19 +24,24 @@ type Server struct {
 	once sync.Once
 }
 
-// Start runs redis-server with dir as its working directory and waits (at
-// most 5s) until it accepts connections.
-func Start(dir string) (*Server, error) {
+// Start runs redis-server on a free port with dir as its working directory
+// and waits (at most 5s) until it accepts connections.
+func Start(dir string) (*Server, error) { return StartOn(dir, 0) }
+
+// StartOn is Start on the given port (0: a free one).
+func StartOn(dir string, port int) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, ErrNotInstalled
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+	if port == 0 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
 	var out bytes.Buffer // redis writes little; a buffer never blocks it
 	cmd.Stdout, cmd.Stderr = &out, &out
