@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,16 +27,15 @@ func init() {
 type controlFlags struct {
 	url, token, reason string
 	wait               time.Duration
+	json               bool
 }
 
-func (c *controlFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
-}) {
+func (c *controlFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.url, "url", "", "the product's management port, e.g. http://127.0.0.1:8080 (required)")
 	fs.StringVar(&c.token, "token", "", "bearer token (default: $MESHLET_TOKEN)")
 	fs.StringVar(&c.reason, "reason", "", "why, for the audit trail")
 	fs.DurationVar(&c.wait, "wait", 30*time.Second, "how long to wait for the replicas to apply it (0: do not wait)")
+	fs.BoolVar(&c.json, "json", false, "print the command and each replica's outcome as JSON")
 }
 
 func cmdForget(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -124,9 +124,29 @@ func (c *controlFlags) issue(ctx context.Context, kind string, body map[string]a
 	if code != http.StatusAccepted {
 		return fmt.Errorf("%s %s: %d: %s", method, base+"/v1/control/"+kind, code, issued.Error)
 	}
-	fmt.Fprintf(stdout, "%s: command %s accepted\n", kind, issued.ID)
+	type outcome struct {
+		Replica string `json:"replica"`
+		State   string `json:"state"`
+		Detail  string `json:"detail,omitempty"`
+	}
+	report := struct {
+		Command  string    `json:"command"`
+		ID       string    `json:"command_id"`
+		Outcomes []outcome `json:"outcomes"`
+	}{Command: kind, ID: issued.ID, Outcomes: []outcome{}}
+	printJSON := func() error {
+		if !c.json {
+			return nil
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}
+	if !c.json {
+		fmt.Fprintf(stdout, "%s: command %s accepted\n", kind, issued.ID)
+	}
 	if c.wait <= 0 {
-		return nil
+		return printJSON()
 	}
 	deadline := time.Now().Add(c.wait)
 	for {
@@ -141,10 +161,16 @@ func (c *controlFlags) issue(ctx context.Context, kind string, body map[string]a
 		if len(res.Outcomes) > 0 {
 			failed := 0
 			for _, o := range res.Outcomes {
-				fmt.Fprintf(stdout, "  replica %s: %s %s\n", o.Replica, o.State, o.Detail)
+				report.Outcomes = append(report.Outcomes, outcome{o.Replica, o.State, o.Detail})
+				if !c.json {
+					fmt.Fprintf(stdout, "  replica %s: %s %s\n", o.Replica, o.State, o.Detail)
+				}
 				if o.State != "applied" {
 					failed++
 				}
+			}
+			if err := printJSON(); err != nil {
+				return err
 			}
 			if failed > 0 {
 				return fmt.Errorf("%s: %d replica(s) did not apply command %s", kind, failed, issued.ID)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ type devOptions struct {
 	feeds    []string // PORT=FILE or FILE (the first input port)
 	httpPort int
 	verbose  bool
+	json     bool
 	timeout  time.Duration
 }
 
@@ -62,6 +64,7 @@ func cmdDev(ctx context.Context, e *env, args []string) error {
 	})
 	fs.IntVar(&o.httpPort, "http-port", 0, "port of the management port with the query endpoints (0: any free port)")
 	fs.BoolVar(&o.verbose, "v", false, "log each step, not only warnings")
+	fs.BoolVar(&o.json, "json", false, "print the summary as JSON on stdout (the rest goes to stderr)")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "give up if the fed events are not all processed within this time")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -130,6 +133,10 @@ func dev(ctx context.Context, product *runtime.Product, feeds []feed, o devOptio
 		return err
 	}
 	logger := newLogger(stderr, o.verbose)
+	jsonStdout := stdout
+	if o.json { // the addresses and the human summary go to stderr, the JSON alone to stdout
+		stdout = stderr
+	}
 	st, err := startStack(o.stackOptions, o.dataDir, false)
 	if err != nil {
 		return err
@@ -201,7 +208,11 @@ func dev(ctx context.Context, product *runtime.Product, feeds []feed, o devOptio
 		stopAndWait()
 		return err
 	}
-	if err := printSummary(ctx, stdout, runner, m, st.brokers, st.registry.URL(), o.dataDir); err != nil {
+	var jsonOut io.Writer
+	if o.json {
+		jsonOut = jsonStdout
+	}
+	if err := printSummary(ctx, stdout, jsonOut, runner, m, st.brokers, st.registry.URL(), o.dataDir); err != nil {
 		stopAndWait()
 		return err
 	}
@@ -257,7 +268,30 @@ func waitProcessed(ctx context.Context, r *runtime.Runner, n int64, timeout time
 	return nil
 }
 
-func printSummary(ctx context.Context, w io.Writer, r *runtime.Runner, m *runtime.Manifest, brokers []string, registryURL, dataDir string) error {
+// devSummary is dev's summary as --json prints it.
+type devSummary struct {
+	EventsIn    int64             `json:"events_in"`
+	Skipped     int64             `json:"skipped"`
+	Duplicates  int64             `json:"duplicates"`
+	RecordsOut  int64             `json:"records_out"`
+	OutputTopic string            `json:"output_topic"`
+	SchemaID    int               `json:"schema_id"`
+	DeadLetters []devDeadLetter   `json:"dead_letters"`
+	Entries     uint64            `json:"changelog_entries"`
+	Logs        int               `json:"changelog_logs"`
+	Chain       string            `json:"chain"`
+	Events      []json.RawMessage `json:"events"`
+}
+
+type devDeadLetter struct {
+	Class           string `json:"class"`
+	OriginTopic     string `json:"origin_topic"`
+	OriginPartition string `json:"origin_partition"`
+	OriginOffset    string `json:"origin_offset"`
+	Reason          string `json:"reason"`
+}
+
+func printSummary(ctx context.Context, w, jsonOut io.Writer, r *runtime.Runner, m *runtime.Manifest, brokers []string, registryURL, dataDir string) error {
 	st := r.Stats()
 	reports, verifyErr := auditlog.VerifyTree(filepath.Join(dataDir, "changelog"))
 	var entries uint64
@@ -276,10 +310,16 @@ func printSummary(ctx context.Context, w io.Writer, r *runtime.Runner, m *runtim
 	fmt.Fprintf(w, "  change-log entries %d in %d log(s)\n", entries, len(reports))
 	fmt.Fprintf(w, "  chain              %s\n", chain)
 
+	sum := devSummary{EventsIn: st.EventsIn.Load(), Skipped: st.Skipped.Load(), Duplicates: st.Duplicates.Load(), RecordsOut: st.Records.Load(),
+		OutputTopic: topic, SchemaID: r.SchemaID(), DeadLetters: []devDeadLetter{}, Entries: entries, Logs: len(reports), Chain: chain, Events: []json.RawMessage{}}
 	if n := int(st.DeadLetters.Load()); n > 0 {
 		dls, err := readDeadLetters(ctx, brokers, m.DeadLetter.Topic, n)
 		if err != nil {
 			return err
+		}
+		for _, d := range dls {
+			sum.DeadLetters = append(sum.DeadLetters, devDeadLetter{kafka.Header(d, ports.HeaderErrorClass), kafka.Header(d, ports.HeaderOriginTopic),
+				kafka.Header(d, ports.HeaderOriginPartition), kafka.Header(d, ports.HeaderOriginOffset), kafka.Header(d, ports.HeaderErrorMessage)})
 		}
 		fmt.Fprintf(w, "\n%d dead letter(s) on %s:\n", len(dls), m.DeadLetter.Topic)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -297,6 +337,20 @@ func printSummary(ctx context.Context, w io.Writer, r *runtime.Runner, m *runtim
 	}
 	fmt.Fprintf(w, "\n%d events on %s, decoded back through the registry:\n", len(events), topic)
 	printEvents(w, events)
+	if jsonOut != nil {
+		for _, e := range events {
+			b, err := json.Marshal(map[string]any{"partition": e.partition, "offset": e.offset, "key": e.key, "fields": e.fields})
+			if err != nil {
+				return err
+			}
+			sum.Events = append(sum.Events, b)
+		}
+		enc := json.NewEncoder(jsonOut)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sum); err != nil {
+			return err
+		}
+	}
 	if verifyErr != nil {
 		return verifyErr
 	}

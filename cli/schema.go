@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,18 +18,32 @@ func init() {
 
 func cmdSchemaCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("schema check", "schema check [flags] [DIR]\n\nReads DIR/product.yaml (default: the current directory) and checks each output port's\nschema against the versions registered under its subject, with the port's compatibility\nlevel, as product start does. Registers nothing. Exits 1 if any port is refused.", stderr)
-	registry := fs.String("registry", "http://localhost:8081", "schema registry URL")
-	if err := fs.Parse(args); err != nil {
+	registry := fs.String("registry", envOr(envRegistry, "http://localhost:8081"), "schema registry URL ($"+envRegistry+")")
+	asJSON := fs.Bool("json", false, "print each port's result as JSON")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 1 {
+	if len(pos) > 1 {
 		fs.Usage()
-		return errUsage
+		return usageError("schema check takes at most one DIR, got %q", pos)
 	}
 	dir := "."
-	if fs.NArg() == 1 {
-		dir = fs.Arg(0)
+	if len(pos) == 1 {
+		dir = pos[0]
 	}
+	type portResult struct {
+		Port     string   `json:"port"`
+		Subject  string   `json:"subject"`
+		Level    string   `json:"compatibility"`
+		Accepted bool     `json:"accepted"`
+		Version  int      `json:"version"` // registered, or what registering would make
+		Compared []int    `json:"compared_versions"`
+		Refusals []string `json:"refusals,omitempty"`
+		Schema   string   `json:"schema"`
+		Existing bool     `json:"already_registered"`
+	}
+	var results []portResult
 	m, err := runtime.LoadManifest(os.DirFS(dir), "product.yaml")
 	if err != nil {
 		return err
@@ -52,12 +67,29 @@ func cmdSchemaCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err != nil {
 			return fmt.Errorf("outputPorts[%d] (%s): %w", i, port.Name, err)
 		}
+		pr := portResult{Port: port.Name, Subject: port.Subject, Level: string(level), Accepted: len(res.Refusals) == 0,
+			Version: res.Next, Compared: []int{}, Schema: port.Schema, Existing: res.Registered != nil}
+		if res.Registered != nil {
+			pr.Version = res.Registered.Version
+		}
+		for _, v := range res.Compared {
+			pr.Compared = append(pr.Compared, v.Version)
+		}
+		for _, r := range res.Refusals {
+			pr.Refusals = append(pr.Refusals, r.Error())
+		}
+		results = append(results, pr)
+		if len(res.Refusals) > 0 {
+			refused++
+		}
+		if *asJSON {
+			continue
+		}
 		fmt.Fprintf(stdout, "%s: subject %s, %s, %s\n", port.Name, port.Subject, level, port.Schema)
 		switch {
 		case res.Registered != nil:
 			fmt.Fprintf(stdout, "  accept: already registered as version %d (id %d)\n", res.Registered.Version, res.Registered.ID)
 		case len(res.Refusals) > 0:
-			refused++
 			for _, r := range res.Refusals {
 				fmt.Fprintf(stdout, "  refuse: %s\n", r)
 			}
@@ -67,6 +99,13 @@ func cmdSchemaCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintf(stdout, "  accept: would be version %d, the subject's first\n", res.Next)
 		default:
 			fmt.Fprintf(stdout, "  accept: would be version %d; compatible with %s\n", res.Next, versionList(res.Compared))
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			return err
 		}
 	}
 	if refused > 0 {
