@@ -179,6 +179,29 @@ func withFields(rec *avro.RecordSchema, edit func([]json.RawMessage) []json.RawM
 	return out, nil
 }
 
+// ParsePublished parses a published schema, as registered or as the
+// runtime keeps it beside the change logs (DATADIR/schemas/<id>.avsc),
+// back into a Schema; name (usually the file) is used in errors. It fails
+// for a record that does not end with Meshlet's meta fields.
+func ParsePublished(name, text string) (*Schema, error) {
+	if err := checkJSON(text); err != nil {
+		return nil, fmt.Errorf("schemas: %s: %w", name, err)
+	}
+	parsed, err := parseIsolated(text)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %s: %w", name, err)
+	}
+	rec, ok := parsed.(*avro.RecordSchema)
+	if !ok {
+		return nil, fmt.Errorf("schemas: %s: top-level type is %s, want record", name, parsed.Type())
+	}
+	s, err := fromPublished(rec)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %s: %w", name, err)
+	}
+	return s, nil
+}
+
 // fromPublished recovers a Schema from a registered published schema, or
 // reports why the schema does not end with Meshlet's meta fields.
 func fromPublished(pub *avro.RecordSchema) (*Schema, error) {
