@@ -1,18 +1,18 @@
 # Every target works on a fresh machine with Go installed (and node/npm for the
-# interop test, which `make test` installs its packages for).
+# interop and snapshot tests, which `make test` installs their packages for).
 GO        ?= go
 PKGS      := ./...
 BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
 
-.PHONY: run test bench bench-stages crash fuzz vet interop-deps build
+.PHONY: run test bench bench-stages crash fuzz vet interop-deps duckdb-deps build
 
 ## run: the example product on the embedded stack (kfake + registry), recorded CDC through it
 run:
 	$(GO) run ./cmd/meshlet dev --once
 
 ## test: vet, then every test with the race detector
-test: interop-deps vet
+test: interop-deps duckdb-deps vet
 	$(GO) test -race -count=1 $(PKGS)
 
 ## bench: each stage's benchmark and the in-process pipeline (bench-stages), then
@@ -51,6 +51,11 @@ vet:
 ## interop-deps: the npm packages of the third-party consumer in the interop test
 interop-deps:
 	@test -d internal/interop/node/node_modules || npm ci --prefix internal/interop/node --no-audit --no-fund
+
+## duckdb-deps: DuckDB's Node API (it ships the engine), which reads the
+## snapshot package's Parquet files in its tests
+duckdb-deps:
+	@test -d snapshot/testdata/duckdb/node_modules || npm ci --prefix snapshot/testdata/duckdb --no-audit --no-fund
 
 build:
 	$(GO) build -o bin/meshlet ./cmd/meshlet
