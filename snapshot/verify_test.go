@@ -177,7 +177,9 @@ func TestVerifyFailsOnWrongCheckpoint(t *testing.T) {
 	}
 
 	t.Run("another log's", func(t *testing.T) {
-		d := edit(t, func(m *snapshot.Manifest) { m.Logs[0].Checkpoint, m.Logs[1].Checkpoint = m.Logs[1].Checkpoint, m.Logs[0].Checkpoint })
+		d := edit(t, func(m *snapshot.Manifest) {
+			m.Logs[0].Checkpoint, m.Logs[1].Checkpoint = m.Logs[1].Checkpoint, m.Logs[0].Checkpoint
+		})
 		_, err := snapshot.Verify(ctx, d, f.source(), o.Verifier)
 		if !errors.Is(err, snapshot.ErrNotProven) || !strings.Contains(err.Error(), "origin") {
 			t.Fatalf("Verify: %v, want ErrNotProven about the checkpoint's origin", err)
