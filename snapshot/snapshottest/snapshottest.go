@@ -244,6 +244,8 @@ type OrdersSpec struct {
 	OnAppend func(log string, e *auditlog.Entry, wire []byte)
 	// Batch is the entries per Append (default 64).
 	Batch int
+	// SchemaID is the registry id the payloads carry (default 7).
+	SchemaID int
 }
 
 // Orders is a synthetic product's data directory being written: Append
@@ -269,7 +271,7 @@ type orderState struct {
 	validTo int64 // latest valid-from asserted, for back-dating
 }
 
-// NewOrders makes the data directory (schema id 7) and writes
+// NewOrders makes the data directory and writes
 // spec.Entries entries.
 func NewOrders(t testing.TB, spec OrdersSpec) *Orders {
 	t.Helper()
@@ -282,6 +284,9 @@ func NewOrders(t testing.TB, spec OrdersSpec) *Orders {
 	if spec.Batch == 0 {
 		spec.Batch = 64
 	}
+	if spec.SchemaID == 0 {
+		spec.SchemaID = 7
+	}
 	if spec.Start.IsZero() {
 		spec.Start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	}
@@ -292,8 +297,8 @@ func NewOrders(t testing.TB, spec OrdersSpec) *Orders {
 	o := &Orders{DataDir: NewDataDir(t, OrdersURN), Schema: s, spec: spec,
 		rng:   rand.New(rand.NewPCG(spec.Seed, spec.Seed^0x5eed)),
 		clock: spec.Start.UnixMicro(), state: map[string]*orderState{}, Wrote: map[string]int{}}
-	o.SaveSchema(t, 7, s)
-	if o.enc, err = schemas.NewEncoder(s, 7); err != nil {
+	o.SaveSchema(t, spec.SchemaID, s)
+	if o.enc, err = schemas.NewEncoder(s, spec.SchemaID); err != nil {
 		t.Fatal(err)
 	}
 	if spec.Sealed {
@@ -442,7 +447,7 @@ func (o *Orders) entry(t testing.TB) (int, auditlog.Entry, []byte) {
 	}
 	p := partition(key, o.spec.Logs)
 	return p, auditlog.Entry{SystemTime: sys, ValidFrom: meta.ValidFrom, ValidTo: meta.ValidTo, Op: op, Key: []byte(key), Payload: payload,
-		Prov: auditlog.Provenance{Topic: "shop.orders.cdc", Partition: int32(p), Offset: int64(o.n), SourcePosition: fmt.Sprintf("lsn=%d", o.n), SchemaID: 7}}, wire
+		Prov: auditlog.Provenance{Topic: "shop.orders.cdc", Partition: int32(p), Offset: int64(o.n), SourcePosition: fmt.Sprintf("lsn=%d", o.n), SchemaID: uint32(o.spec.SchemaID)}}, wire
 }
 
 func partition(key string, n int) int {
