@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test ./auditlog -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME)
 	@for f in FuzzSplit FuzzOpen; do $(GO) test ./ports/seal -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./internal/jsontext -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME)
+	@for f in FuzzReadManifest FuzzOpenRows; do $(GO) test ./snapshot -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -102,7 +102,7 @@ func (s *Snapshot) Rows(k Kind, fn func(*Row) error) error {
 	if err != nil {
 		return err
 	}
-	r, err := openFileReader(s.Dir, f.Path, l)
+	r, err := openFileReader(s.Dir, f.Path, l, f.Rows)
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,7 @@ func Verify(ctx context.Context, dir string, src Source, v note.Verifier) (*Repo
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: schema id %d: %w", m.Schema.ID, err)
 		}
-		r, err := openFileReader(dir, f.Path, l)
+		r, err := openFileReader(dir, f.Path, l, f.Rows)
 		if err != nil {
 			return nil, err
 		}
@@ -256,23 +256,30 @@ func proveLogs(st *auditlog.Store, m *Manifest, v note.Verifier) ([]auditlog.Sin
 
 // fileReader reads a Parquet file's rows back in order for comparison.
 type fileReader struct {
-	path  string
-	f     *os.File
-	l     *layout
-	pf    *parquet.File
-	rgs   []parquet.RowGroup
-	rr    parquet.Rows
-	buf   []parquet.Row
-	have  int // rows in buf
-	next  int // next row of buf
-	rows  int64
-	dig   *digester
-	want  []byte
-	got   []byte
-	total int64
+	path   string
+	f      *os.File
+	l      *layout
+	pf     *parquet.File
+	rgs    []parquet.RowGroup
+	rr     parquet.Rows
+	buf    []parquet.Row
+	have   int // rows in buf
+	next   int // next row of buf
+	rows   int64
+	dig    *digester
+	want   []byte
+	got    []byte
+	total  int64 // rows the file declares (and the manifest)
+	read   int64 // rows read so far
+	stalls int
 }
 
-func openFileReader(dir, path string, l *layout) (*fileReader, error) {
+// openFileReader opens a snapshot file whose manifest says it holds rows
+// rows. A file whose metadata says otherwise is refused before a row is
+// read, and no more rows than that are ever read: run-length encoding
+// lets a few bytes claim billions of rows.
+func openFileReader(dir, path string, l *layout, rows int64) (_ *fileReader, err error) {
+	defer guard(path, &err)
 	f, err := os.Open(filepath.Join(dir, path))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
@@ -282,7 +289,7 @@ func openFileReader(dir, path string, l *layout) (*fileReader, error) {
 		f.Close()
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	pf, err := parquet.OpenFile(f, fi.Size())
+	pf, err := openParquet(f, fi.Size())
 	if err != nil {
 		f.Close()
 		return nil, mismatch(path, "not a Parquet file: %v", err)
@@ -291,12 +298,35 @@ func openFileReader(dir, path string, l *layout) (*fileReader, error) {
 		f.Close()
 		return nil, mismatch(path, "schema\n%s\nbut the manifest's schema lays out\n%s", got, want)
 	}
+	if n := pf.NumRows(); n != rows {
+		f.Close()
+		return nil, mismatch(path, "its metadata counts %d rows, the manifest %d", n, rows)
+	}
 	return &fileReader{path: path, f: f, l: l, pf: pf, rgs: pf.RowGroups(), buf: make([]parquet.Row, 128),
 		dig: newDigester(l), total: pf.NumRows()}, nil
 }
 
+// openParquet opens a file nobody has vouched for: parquet-go is not
+// hardened against hostile input, so a panic in it is a malformed file.
+func openParquet(f *os.File, size int64) (pf *parquet.File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			pf, err = nil, fmt.Errorf("parquet reader panic: %v", p)
+		}
+	}()
+	return parquet.OpenFile(f, size, parquet.SkipBloomFilters(true))
+}
+
+// guard turns a panic of the Parquet reader into a mismatch.
+func guard(path string, err *error) {
+	if p := recover(); p != nil {
+		*err = mismatch(path, "malformed Parquet file: reader panic: %v", p)
+	}
+}
+
 // row returns the file's next row, or nil at its end.
-func (r *fileReader) row() (parquet.Row, error) {
+func (r *fileReader) row() (_ parquet.Row, err error) {
+	defer guard(r.path, &err)
 	for r.next == r.have {
 		if r.rr == nil {
 			if len(r.rgs) == 0 {
@@ -306,6 +336,14 @@ func (r *fileReader) row() (parquet.Row, error) {
 		}
 		n, err := r.rr.ReadRows(r.buf)
 		r.have, r.next = n, 0
+		if n == 0 && err == nil {
+			// A reader that makes no progress would spin here forever.
+			if r.stalls++; r.stalls > 3 {
+				return nil, mismatch(r.path, "the Parquet reader returns no rows and no end")
+			}
+			continue
+		}
+		r.stalls = 0
 		if err == io.EOF {
 			r.rr.Close()
 			r.rr = nil
@@ -315,6 +353,9 @@ func (r *fileReader) row() (parquet.Row, error) {
 	}
 	row := r.buf[r.next]
 	r.next++
+	if r.read++; r.read > r.total {
+		return nil, mismatch(r.path, "the file yields more rows than the %d it declares", r.total)
+	}
 	return row, nil
 }
 
