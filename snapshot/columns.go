@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -199,8 +200,9 @@ func decimalColumn(f *schemas.Field) (column, error) {
 		phys = parquet.FixedLenByteArrayType(size)
 	}
 	c := column{node: parquet.Decimal(s, p, phys)}
+	factor := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(s)), nil)
 	c.to = func(v any) (parquet.Value, error) {
-		n, err := unscaled(v, s)
+		n, err := unscaled(v, s, factor)
 		if err != nil {
 			return parquet.Value{}, err
 		}
@@ -233,7 +235,7 @@ func decimalColumn(f *schemas.Field) (column, error) {
 		default:
 			n = big.NewInt(v.Int64())
 		}
-		return new(big.Rat).SetFrac(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(s)), nil))
+		return new(big.Rat).SetFrac(n, factor)
 	}
 	return c, nil
 }
@@ -245,8 +247,8 @@ func decimalBytes(p int) int {
 	return (limit.BitLen() + 1 + 7) / 8 // one more bit for the sign
 }
 
-// unscaled is a decimal value times 10^scale, which must be whole.
-func unscaled(v any, scale int) (*big.Int, error) {
+// unscaled is a decimal value times factor (10^scale), which must be whole.
+func unscaled(v any, scale int, factor *big.Int) (*big.Int, error) {
 	var r *big.Rat
 	switch x := v.(type) {
 	case *big.Rat:
@@ -266,11 +268,11 @@ func unscaled(v any, scale int) (*big.Int, error) {
 	default:
 		return nil, typeError("a decimal", v)
 	}
-	m := new(big.Rat).Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
-	if !m.IsInt() {
+	n, rem := new(big.Int).QuoRem(new(big.Int).Mul(r.Num(), factor), r.Denom(), new(big.Int))
+	if rem.Sign() != 0 {
 		return nil, fmt.Errorf("decimal %s has more than %d digits after the point", r.FloatString(scale+4), scale)
 	}
-	return new(big.Int).Set(m.Num()), nil
+	return n, nil
 }
 
 // twosComplement writes n big-endian in size bytes, sign extended.
@@ -303,6 +305,10 @@ func fromTwosComplement(b []byte) *big.Int {
 	}
 	return n
 }
+
+// stringBytes aliases s: the Parquet writer copies values into its pages
+// and never writes to them, so the string's bytes need no copy.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func typeError(want string, v any) error {
 	return fmt.Errorf("%w: want %s, got %T", errType, want, v)
@@ -384,7 +390,7 @@ func toDouble(v any) (parquet.Value, error) {
 
 func toString(v any) (parquet.Value, error) {
 	if s, ok := v.(string); ok {
-		return parquet.ByteArrayValue([]byte(s)), nil
+		return parquet.ByteArrayValue(stringBytes(s)), nil
 	}
 	return parquet.Value{}, typeError("a string", v)
 }

@@ -160,7 +160,7 @@ func (b *rowBuilder) build(key []byte, f *auditlog.Fact, fields map[string]any, 
 		b.setTime(b.systemTo, st)
 		b.set(b.deleted, parquet.BooleanValue(deleted))
 	}
-	b.set(b.log, parquet.ByteArrayValue([]byte(f.Log)))
+	b.set(b.log, parquet.ByteArrayValue(stringBytes(f.Log)))
 	b.set(b.seq, parquet.Int64Value(int64(f.Seq)))
 	sealed, erased := names(fields["_sealed"]), names(fields["_erased"])
 	if !b.l.sealed {
