@@ -345,10 +345,14 @@ func integer(v any) (int64, bool) {
 }
 
 func toInt32(v any) (parquet.Value, error) {
-	if i, ok := integer(v); ok && i >= math.MinInt32 && i <= math.MaxInt32 {
-		return parquet.Int32Value(int32(i)), nil
+	i, ok := integer(v)
+	switch {
+	case !ok:
+		return parquet.Value{}, typeError("an int", v)
+	case i < math.MinInt32 || i > math.MaxInt32:
+		return parquet.Value{}, fmt.Errorf("%w: %d does not fit an int", errType, i)
 	}
-	return parquet.Value{}, typeError("an int", v)
+	return parquet.Int32Value(int32(i)), nil
 }
 
 func toInt64(v any) (parquet.Value, error) {

@@ -127,6 +127,7 @@ func Take(ctx context.Context, src Source, p Product, dir string, opts ...Option
 	for _, o := range opts {
 		o(&c)
 	}
+	c.offsets = slices.Clone(c.offsets)
 	start := c.now()
 	if !c.validSet {
 		c.valid = start.UnixMicro()
@@ -140,6 +141,9 @@ func Take(ctx context.Context, src Source, p Product, dir string, opts ...Option
 	if err := checkKinds(c.kinds); err != nil {
 		return nil, err
 	}
+	if err := checkOffsets(c.offsets, p.Topic); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(dir); err == nil {
 		return nil, fmt.Errorf("snapshot: %s exists: a snapshot is written to a new directory", dir)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -148,7 +152,7 @@ func Take(ctx context.Context, src Source, p Product, dir string, opts ...Option
 
 	m := &Manifest{Format: manifestFormat, Product: p.URN, Port: p.Port, Topic: p.Topic,
 		Valid: c.valid, ValidText: formatMicros(c.valid), TakenAt: start.UTC().Format(time.RFC3339Nano),
-		Offsets: slices.Clone(c.offsets), PII: slices.Clone(c.pii), Opened: len(c.pii) > 0 && src.Keys != nil}
+		Offsets: c.offsets, PII: slices.Clone(c.pii), Opened: len(c.pii) > 0 && src.Keys != nil}
 	if m.Offsets == nil {
 		m.Offsets = []Offset{}
 	}
@@ -245,6 +249,29 @@ func Take(ctx context.Context, src Source, p Product, dir string, opts ...Option
 		c.log.Info("snapshot taken", attrs...)
 	}
 	return m, nil
+}
+
+// checkOffsets fills in the topic of offsets that name none and refuses
+// offsets of another topic, negative ones and a partition named twice.
+func checkOffsets(offs []Offset, topic string) error {
+	seen := map[int32]bool{}
+	for i := range offs {
+		o := &offs[i]
+		if o.Topic == "" {
+			o.Topic = topic
+		}
+		switch {
+		case o.Topic != topic:
+			return fmt.Errorf("snapshot: offset of topic %q: the output port's topic is %q", o.Topic, topic)
+		case o.Partition < 0 || o.Offset < 0:
+			return fmt.Errorf("snapshot: offset %d of partition %d: want both >= 0", o.Offset, o.Partition)
+		case seen[o.Partition]:
+			return fmt.Errorf("snapshot: partition %d of %s given two offsets", o.Partition, topic)
+		}
+		seen[o.Partition] = true
+	}
+	slices.SortFunc(offs, func(a, b Offset) int { return int(a.Partition) - int(b.Partition) })
+	return nil
 }
 
 func checkKinds(kinds []Kind) error {

@@ -2,12 +2,15 @@ package snapshot_test
 
 import (
 	"errors"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/ports/seal"
+	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/snapshot"
 	"github.com/meshlet/meshlet/snapshot/snapshottest"
 )
@@ -127,7 +130,9 @@ func TestTakeRefuses(t *testing.T) {
 	if _, err := snapshot.Take(ctx, f.source(), f.product, exists); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Fatalf("Take into an existing directory: %v", err)
 	}
-	for _, opt := range []snapshot.Option{snapshot.Kinds(), snapshot.Kinds("csv"), snapshot.Kinds(snapshot.Table, snapshot.Table), snapshot.PII("no_such_field"), snapshot.SchemaID(99)} {
+	for _, opt := range []snapshot.Option{snapshot.Kinds(), snapshot.Kinds("csv"), snapshot.Kinds(snapshot.Table, snapshot.Table), snapshot.PII("no_such_field"), snapshot.SchemaID(99),
+		snapshot.Offsets(snapshot.Offset{Topic: "another.topic"}), snapshot.Offsets(snapshot.Offset{Offset: -1}),
+		snapshot.Offsets(snapshot.Offset{Partition: 1}, snapshot.Offset{Partition: 1, Offset: 4}), snapshot.RowGroupRows(0)} {
 		if _, err := snapshot.Take(ctx, f.source(), f.product, t.TempDir()+"/x", opt); err == nil {
 			t.Fatal("Take with a bad option: no error")
 		}
@@ -215,5 +220,118 @@ func TestSealedPII(t *testing.T) {
 	}
 	if r := rows(after)[victim]; r.Fields["email"] != nil || !slices.Equal(r.Erased, []string{"email"}) {
 		t.Fatalf("after forgetting %s: email %v erased %v", victim, r.Fields["email"], r.Erased)
+	}
+}
+
+// TestSchemaEvolution: entries written with an older schema fill the
+// newest schema's columns by name, a field they lack taking its default;
+// asked for the older schema, newer entries keep the fields it has.
+func TestSchemaEvolution(t *testing.T) {
+	v1, err := schemas.Parse("item.avsc", `{"type":"record","name":"Item","fields":[{"name":"id","type":"string"},{"name":"qty","type":"int"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := schemas.Parse("item.avsc", `{"type":"record","name":"Item","fields":[{"name":"id","type":"string"},{"name":"qty","type":"long"},
+		{"name":"color","type":"string","default":"none"},{"name":"size","type":["null","int"],"default":null}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type item1 struct {
+		ID  string `avro:"id"`
+		Qty int32  `avro:"qty"`
+	}
+	type item2 struct {
+		ID    string `avro:"id"`
+		Qty   int64  `avro:"qty"`
+		Color string `avro:"color"`
+		Size  *int32 `avro:"size"`
+	}
+	dd := snapshottest.NewDataDir(t, "urn:dataproduct:shop:items")
+	dd.SaveSchema(t, 1, v1)
+	dd.SaveSchema(t, 2, v2)
+	e1, _ := schemas.NewEncoder(v1, 1)
+	e2, _ := schemas.NewEncoder(v2, 2)
+	size := int32(3)
+	var entries []auditlog.Entry
+	for i, r := range []struct {
+		key string
+		enc *schemas.Encoder
+		row any
+		id  uint32
+	}{{"a", e1, item1{"a", 5}, 1}, {"b", e2, item2{"b", 1 << 40, "red", &size}, 2}} {
+		sys := int64(1_000_000 * (i + 1))
+		wire, err := r.enc.Append(nil, r.row, schemas.Meta{ValidFrom: sys, SystemFrom: sys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, auditlog.Entry{Seq: uint64(i + 1), SystemTime: sys, ValidFrom: sys, Op: auditlog.OpAssert,
+			Key: []byte(r.key), Payload: wire, Prov: auditlog.Provenance{SchemaID: r.id}})
+	}
+	if err := dd.Log(t, "items-0").Append(entries); err != nil {
+		t.Fatal(err)
+	}
+	dd.Checkpoint(t)
+	f := newFixture(t, dd, snapshot.Product{URN: "urn:dataproduct:shop:items", Port: "items", Topic: "shop.items.v1"}, nil)
+
+	read := func(dir string) map[string]map[string]any {
+		s, err := snapshot.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]map[string]any{}
+		if err := s.Rows(snapshot.Table, func(r *snapshot.Row) error { out[r.Key] = r.Fields; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	dir, m := f.take(t, snapshot.ValidAt(5_000_000))
+	if m.Schema.ID != 2 {
+		t.Fatalf("schema id %d, want 2: the newest entry's", m.Schema.ID)
+	}
+	got := read(dir)
+	if a := got["a"]; a["qty"] != int64(5) || a["color"] != "none" || a["size"] != nil {
+		t.Fatalf("the v1 entry under v2: %v", a)
+	}
+	if b := got["b"]; b["qty"] != int64(1<<40) || b["color"] != "red" || b["size"] != 3 {
+		t.Fatalf("the v2 entry: %v", b)
+	}
+	// Under v1, the v2 entry's qty of 2^40 does not fit an int: refused,
+	// not wrapped; as of before it was recorded, v1 lays out a's row.
+	_, err = snapshot.Take(ctx, f.source(), f.product, t.TempDir()+"/v1", snapshot.SchemaID(1))
+	if err == nil || !strings.Contains(err.Error(), `field "qty"`) || !strings.Contains(err.Error(), "does not fit an int") {
+		t.Fatalf("v2's long under v1's int: %v", err)
+	}
+	dir, _ = f.take(t, snapshot.AsOf(1_500_000), snapshot.ValidAt(5_000_000), snapshot.SchemaID(1))
+	if a := read(dir)["a"]; len(a) != 2 || a["qty"] != 5 {
+		t.Fatalf("the v1 entry under v1: %v", a)
+	}
+}
+
+// TestRowGroupsAsTheyFill: rows go out in row groups of the size asked as
+// they are derived, which is what bounds Take's memory; the files read
+// back across groups, and the offsets land in the manifest in order.
+func TestRowGroupsAsTheyFill(t *testing.T) {
+	f, o := ordersFixture(t, snapshottest.OrdersSpec{Seed: 12, Keys: 25, Entries: 400, Logs: 2})
+	dir, m := f.take(t, snapshot.RowGroupRows(50),
+		snapshot.Offsets(snapshot.Offset{Partition: 2, Offset: 9}, snapshot.Offset{Partition: 0, Offset: 7}))
+	if want := []snapshot.Offset{{Topic: snapshottest.OrdersTopic, Partition: 0, Offset: 7}, {Topic: snapshottest.OrdersTopic, Partition: 2, Offset: 9}}; !slices.Equal(m.Offsets, want) {
+		t.Fatalf("offsets %v, want %v", m.Offsets, want)
+	}
+	hist, _ := m.File(snapshot.History)
+	res := snapshottest.DuckDB(t, "SELECT count(DISTINCT row_group_id)::VARCHAR, max(row_group_num_rows)::VARCHAR FROM parquet_metadata("+
+		snapshottest.Quote(filepath.Join(dir, hist.Path))+")")
+	if groups := (hist.Rows + 49) / 50; res[0].Rows[0][0] != strconv.FormatInt(groups, 10) || res[0].Rows[0][1] != "50" {
+		t.Fatalf("%d rows in row groups %v, want %d groups of at most 50", hist.Rows, res[0].Rows[0], groups)
+	}
+	if _, err := snapshot.Verify(ctx, dir, f.source(), o.Verifier); err != nil {
+		t.Fatal(err)
+	}
+	s, err := snapshot.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(0)
+	if err := s.Rows(snapshot.History, func(*snapshot.Row) error { n++; return nil }); err != nil || n != hist.Rows {
+		t.Fatalf("read %d rows back (%v), want %d", n, err, hist.Rows)
 	}
 }
