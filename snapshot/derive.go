@@ -44,6 +44,7 @@ func (d *deriver) run(ctx context.Context, emit func(Kind, parquet.Row) error) e
 				return err
 			}
 		}
+		clear(d.fields[:cap(d.fields)]) // earlier keys' payloads
 		d.fields = slices.Grow(d.fields[:0], len(facts))[:len(facts)]
 		d.decoded = slices.Grow(d.decoded[:0], len(facts))[:len(facts)]
 		clear(d.decoded)

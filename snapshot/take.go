@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -32,7 +32,10 @@ import (
 type Source struct {
 	// Store is the product's change logs (auditlog.OpenStore(DATADIR)).
 	// Take and Verify read what it has indexed; Refresh it first to take
-	// in entries appended since it was opened.
+	// in entries appended since it was opened. They hold its read lock
+	// for the whole scan, which a Refresh waits for and the queries behind
+	// that Refresh too: give them a Store of their own, not the one that
+	// serves the query port.
 	Store *auditlog.Store
 	// SchemaDir holds the writer schemas <id>.avsc the runtime saves
 	// beside the logs (DATADIR/schemas, query.SchemaDir).
@@ -432,10 +435,8 @@ func loadSchema(ctx context.Context, dec *query.Decoder, id int) (string, *schem
 	return text, s, nil
 }
 
-func rootText(r [32]byte) string {
-	cp := auditlog.Checkpoint{Root: r}
-	return strings.Split(cp.Text(), "\n")[2]
-}
+// rootText is a root hash as a checkpoint note spells it.
+func rootText(r [32]byte) string { return base64.StdEncoding.EncodeToString(r[:]) }
 
 // fileWriter streams one Parquet file: rows go to the Parquet writer in
 // small batches, a row group is flushed every rowGroup rows, and the bytes

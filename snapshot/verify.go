@@ -365,15 +365,14 @@ func (r *fileReader) expect(want parquet.Row) error {
 	if err != nil {
 		return err
 	}
-	key := string(want[0].ByteArray())
 	if got == nil {
-		return &MismatchError{File: r.path, Row: r.rows, Key: key,
+		return &MismatchError{File: r.path, Row: r.rows, Key: string(want[0].ByteArray()),
 			Reason: fmt.Sprintf("the file ends after %d rows; the change log derives more", r.rows)}
 	}
 	r.want = appendCanonical(r.want[:0], want)
 	r.got = appendCanonical(r.got[:0], got)
 	if !bytes.Equal(r.want, r.got) {
-		e := &MismatchError{File: r.path, Row: r.rows, Key: key, Reason: "the file's row differs from the one the change log derives"}
+		e := &MismatchError{File: r.path, Row: r.rows, Key: string(want[0].ByteArray()), Reason: "the file's row differs from the one the change log derives"}
 		for i := range want {
 			if i >= len(got) || !bytes.Equal(appendCanonical(nil, want[i:i+1]), appendCanonical(nil, got[i:i+1])) {
 				e.Column = r.l.cols[i].name
