@@ -107,8 +107,8 @@
 //
 // The caller that has Kafka passes the output topic's offsets (Offsets):
 // for each partition, an offset at or before its first record whose
-// entry was recorded after T, such as the committed end offsets read just
-// before Take. Every output record carries its entry's system time in
+// entry was recorded after T, such as the last stable offsets read just
+// before Take (CommittedOffsets). Every output record carries its entry's system time in
 // _system_from, so a consumer that loads the snapshot (Open, State.Load)
 // and consumes from the manifest's offsets (ConsumeOffsets) skips the
 // records the snapshot covers (Covers: _system_from <= T) and applies the

@@ -97,12 +97,11 @@ func PII(fields ...string) Option { return func(c *config) { c.pii = fields } }
 
 // Offsets are the output-topic positions a consumer continues from, which
 // only the caller can read from Kafka. Each must be at or before the first
-// record of its partition whose entry was recorded after T: read the
-// committed end offsets (read_committed) before the snapshot's T is
-// fixed, i.e. before Take, once the product committed everything the
-// change log held at that time. An offset may lag (a consumer skips the
-// records the snapshot already holds, see Snapshot.Covers); it must never
-// lead, or the records in between are lost to the consumer.
+// record of its partition whose entry was recorded after T: read the last
+// stable offsets before Take fixes T (CommittedOffsets). An offset may lag
+// (a consumer skips the records the snapshot already holds, see
+// Snapshot.Covers); it must never lead, or the records in between are
+// lost to the consumer. An offset naming no topic is on Product.Topic.
 func Offsets(offs ...Offset) Option { return func(c *config) { c.offsets = offs } }
 
 // RowGroupRows bounds the rows per Parquet row group, and so what Take
