@@ -60,7 +60,8 @@ type Manifest struct {
 	Offsets []Offset `json:"outputOffsets"`
 
 	// PII lists the fields that may read as null because they are sealed;
-	// Opened says whether the snapshot was taken with the subjects' keys.
+	// Opened says the snapshot was taken with the subjects' keys
+	// (Source.Keys), so sealed fields read in clear where not forgotten.
 	PII    []string `json:"pii,omitempty"`
 	Opened bool     `json:"piiOpened,omitempty"`
 

@@ -154,7 +154,7 @@ func Take(ctx context.Context, src Source, p Product, dir string, opts ...Option
 
 	m := &Manifest{Format: manifestFormat, Product: p.URN, Port: p.Port, Topic: p.Topic,
 		Valid: c.valid, ValidText: formatMicros(c.valid), TakenAt: start.UTC().Format(time.RFC3339Nano),
-		Offsets: c.offsets, PII: slices.Clone(c.pii), Opened: len(c.pii) > 0 && src.Keys != nil}
+		Offsets: c.offsets, PII: slices.Clone(c.pii), Opened: src.Keys != nil}
 	if m.Offsets == nil {
 		m.Offsets = []Offset{}
 	}

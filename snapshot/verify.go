@@ -77,8 +77,8 @@ type Report struct {
 // their digests with the manifest's.
 //
 // v is the product's checkpoint verifier key, obtained independently of
-// the snapshot (auditlog.ReadVerifier). With PII fields opened (the
-// manifest's piiOpened), src.Keys must hold the same keys: a subject
+// the snapshot (auditlog.ReadVerifier). A snapshot taken with the
+// subjects' keys (the manifest's piiOpened) needs them in src.Keys: a subject
 // forgotten since shows as a mismatch, which is right: the snapshot
 // still holds what was forgotten.
 func Verify(ctx context.Context, dir string, src Source, v note.Verifier) (*Report, error) {
@@ -105,7 +105,7 @@ func Verify(ctx context.Context, dir string, src Source, v note.Verifier) (*Repo
 		return nil, mismatch(ManifestName, "contentSha256 %s is not the digest of the files' row digests", m.Digest)
 	}
 	if m.Opened && src.Keys == nil {
-		return nil, errors.New("snapshot: taken with the PII fields opened: Verify needs Source.Keys")
+		return nil, errors.New("snapshot: taken with the subjects' keys (piiOpened): Verify needs them in Source.Keys")
 	}
 
 	dec, err := query.NewDecoder(src.SchemaDir, src.Registry)
