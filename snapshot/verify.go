@@ -213,33 +213,19 @@ func proveLogs(st *auditlog.Store, m *Manifest, v note.Verifier) ([]auditlog.Sin
 		if !ok {
 			return nil, mismatch(ManifestName, "log %s is not in the store", lp.Name)
 		}
+		if lp.Entries > 0 {
+			sr, err := proveLog(info, lp, v)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sr)
+		}
+		// The proof first: a damaged log also stops its index short.
 		if n, err := st.Position(lp.Name, m.System); err != nil {
 			return nil, err
 		} else if n != lp.Entries {
 			return nil, mismatch(ManifestName, "log %s holds %d entries recorded by %s, the snapshot takes %d", lp.Name, n, m.SystemText, lp.Entries)
 		}
-		if lp.Entries == 0 {
-			continue
-		}
-		if lp.Checkpoint == nil {
-			return nil, fmt.Errorf("%w: log %s: the manifest names no checkpoint for entries 1..%d", ErrNotProven, lp.Name, lp.Entries)
-		}
-		cp, err := auditlog.OpenCheckpoint([]byte(lp.Checkpoint.Note), v)
-		if err != nil {
-			return nil, fmt.Errorf("%w: log %s: %w", ErrNotProven, lp.Name, err)
-		}
-		if cp.Size != lp.Checkpoint.Size || rootText(cp.Root) != lp.Checkpoint.Root {
-			return nil, mismatch(ManifestName, "log %s: the checkpoint's size and root are %d %s, the manifest's fields say %d %s",
-				lp.Name, cp.Size, rootText(cp.Root), lp.Checkpoint.Size, lp.Checkpoint.Root)
-		}
-		if cp.Size < lp.Entries {
-			return nil, fmt.Errorf("%w: log %s: the checkpoint covers %d entries, the snapshot takes %d", ErrNotProven, lp.Name, cp.Size, lp.Entries)
-		}
-		sr, err := auditlog.VerifySince(info.Dir, []byte(lp.Checkpoint.Note), v)
-		if err != nil {
-			return nil, fmt.Errorf("%w: log %s: %w", ErrNotProven, lp.Name, err)
-		}
-		out = append(out, sr)
 	}
 	for name := range infos {
 		if named[name] {
@@ -252,6 +238,30 @@ func proveLogs(st *auditlog.Store, m *Manifest, v note.Verifier) ([]auditlog.Sin
 		}
 	}
 	return out, nil
+}
+
+// proveLog checks the checkpoint a log's position names and that the log
+// on disk extends it.
+func proveLog(info auditlog.LogInfo, lp LogPosition, v note.Verifier) (auditlog.SinceReport, error) {
+	if lp.Checkpoint == nil {
+		return auditlog.SinceReport{}, fmt.Errorf("%w: log %s: the manifest names no checkpoint for entries 1..%d", ErrNotProven, lp.Name, lp.Entries)
+	}
+	cp, err := auditlog.OpenCheckpoint([]byte(lp.Checkpoint.Note), v)
+	if err != nil {
+		return auditlog.SinceReport{}, fmt.Errorf("%w: log %s: %w", ErrNotProven, lp.Name, err)
+	}
+	if cp.Size != lp.Checkpoint.Size || rootText(cp.Root) != lp.Checkpoint.Root {
+		return auditlog.SinceReport{}, mismatch(ManifestName, "log %s: the checkpoint's size and root are %d %s, the manifest's fields say %d %s",
+			lp.Name, cp.Size, rootText(cp.Root), lp.Checkpoint.Size, lp.Checkpoint.Root)
+	}
+	if cp.Size < lp.Entries {
+		return auditlog.SinceReport{}, fmt.Errorf("%w: log %s: the checkpoint covers %d entries, the snapshot takes %d", ErrNotProven, lp.Name, cp.Size, lp.Entries)
+	}
+	sr, err := auditlog.VerifySince(info.Dir, []byte(lp.Checkpoint.Note), v)
+	if err != nil {
+		return auditlog.SinceReport{}, fmt.Errorf("%w: log %s: %w", ErrNotProven, lp.Name, err)
+	}
+	return sr, nil
 }
 
 // fileReader reads a Parquet file's rows back in order for comparison.

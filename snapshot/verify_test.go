@@ -247,3 +247,31 @@ func TestVerifyFailsOnWrongCheckpoint(t *testing.T) {
 		wantMismatch(t, err, snapshot.ManifestName, "leaves out")
 	})
 }
+
+// TestVerifyFailsOnDamagedLog: the same snapshot against a copy of the
+// data directory in which one entry's bytes were changed after the
+// checkpoint signed them.
+func TestVerifyFailsOnDamagedLog(t *testing.T) {
+	f, o := ordersFixture(t, snapshottest.OrdersSpec{Seed: 13, Keys: 10, Entries: 200, Logs: 1})
+	dir, _ := f.take(t)
+	cp := filepath.Join(t.TempDir(), "data")
+	if err := os.CopyFS(cp, os.DirFS(o.Dir)); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := filepath.Glob(filepath.Join(cp, "changelog", snapshottest.LogName(0), "*.seg"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("segments: %v %v", segs, err)
+	}
+	b, _ := os.ReadFile(segs[0])
+	b[len(b)/2] ^= 0x20
+	os.WriteFile(segs[0], b, 0o640)
+	st, err := auditlog.OpenStore(cp, auditlog.IndexDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = snapshot.Verify(ctx, dir, snapshot.Source{Store: st, SchemaDir: filepath.Join(cp, "schemas")}, o.Verifier)
+	if !errors.Is(err, snapshot.ErrNotProven) || !errors.Is(err, auditlog.ErrCorrupt) {
+		t.Fatalf("Verify against a damaged log: %v, want ErrNotProven wrapping the log's CorruptError", err)
+	}
+}
