@@ -99,8 +99,8 @@ func TestVerifyFailsOnChangedFile(t *testing.T) {
 		writeManifest(t, d, m)
 		_, err := snapshot.Verify(ctx, d, f.source(), o.Verifier)
 		me := wantMismatch(t, err, "table.parquet", "")
-		if me.Row < 0 {
-			t.Fatalf("Verify: %v, want the first differing row named", err)
+		if me.Row < 0 || me.Column == "" || me.Key == "" {
+			t.Fatalf("Verify: %v, want the first differing row, its key and column named", err)
 		}
 		t.Logf("caught: %v", err)
 	})
