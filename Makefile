@@ -1,11 +1,11 @@
 # Every target works on a fresh machine with Go installed (and node/npm for the
-# interop test, which `make test` installs its packages for).
+# interop and snapshot tests, which `make test` installs their packages for).
 GO        ?= go
 PKGS      := ./...
 BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
 
-.PHONY: run test hygiene bench bench-stages crash fuzz vet interop-deps ui-deps build
+.PHONY: run test hygiene bench bench-stages crash fuzz vet interop-deps ui-deps duckdb-deps build
 
 # Test artifacts (the browser test's screenshots go to $(MESHLET_ARTIFACTS)/ui);
 # git ignores the directory.
@@ -22,7 +22,7 @@ run:
 
 ## test: the repository check, vet, then every test with the race detector (the
 ## browser test of the management page needs Debian's chromium; screenshots in artifacts/ui)
-test: interop-deps ui-deps hygiene vet
+test: interop-deps ui-deps duckdb-deps hygiene vet
 	$(GO) test -race -count=1 $(PKGS)
 
 ## hygiene: no compiled binary tracked, no file over 2 MB without a recorded reason
@@ -57,6 +57,7 @@ fuzz:
 	$(GO) test ./auditlog -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME)
 	@for f in FuzzSplit FuzzOpen; do $(GO) test ./governance -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./internal/jsontext -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME)
+	@for f in FuzzReadManifest FuzzOpenRows; do $(GO) test ./snapshot -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -69,6 +70,11 @@ interop-deps:
 ## ui-deps: playwright-core and axe-core for the management page's browser test
 ui-deps:
 	@test -d ports/web/browsertest/node_modules || npm ci --prefix ports/web/browsertest --no-audit --no-fund
+
+## duckdb-deps: DuckDB's Node API (it ships the engine), which reads the
+## snapshot package's Parquet files in its tests
+duckdb-deps:
+	@test -d snapshot/testdata/duckdb/node_modules || npm ci --prefix snapshot/testdata/duckdb --no-audit --no-fund
 
 ## build: the generic tool and the example product's binary, into bin/
 build:

@@ -186,6 +186,11 @@
 //     key's first entry, and an entry whose ValidFrom equals the latest so
 //     far, are not corrections. Retractions count like assertions.
 //   - Replay(T1, T2) gives every entry recorded in [T1, T2), in merged order.
+//   - ScanKeys(cut) gives, one key at a time, each key's entries within a
+//     cut of the logs (per log its first n entries, a Cut), in merged
+//     order: what an export (package snapshot) derives a table and a
+//     history from, fixed to those entries whatever is appended later.
+//     Position(log, T) is how many of a log's entries were recorded by T.
 //
 // # Index
 //

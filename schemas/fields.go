@@ -20,10 +20,15 @@ type Field struct {
 	Physical   string
 	Nullable   bool // a union with null and one other branch
 	HasDefault bool
-	Meta       bool     // one of the bitemporal fields Meshlet appends
-	Symbols    []string // enum symbols
-	Fields     []Field  // a record's fields
-	Items      *Field   // an array's items or a map's values (Name empty)
+	// Default is the field's default as parsed (nil for a null default or
+	// none: see HasDefault); numbers keep their Avro type's Go form.
+	Default any
+	// Precision and Scale are a decimal's; Size is a fixed's byte count.
+	Precision, Scale, Size int
+	Meta                   bool     // one of the bitemporal fields Meshlet appends
+	Symbols                []string // enum symbols
+	Fields                 []Field  // a record's fields
+	Items                  *Field   // an array's items or a map's values (Name empty)
 }
 
 // Doc is the record's doc string.
@@ -36,7 +41,7 @@ func (s *Schema) Fields() []Field {
 	out := make([]Field, 0, len(s.pub.Fields()))
 	for i, f := range s.pub.Fields() {
 		d := describe(f.Type(), map[string]bool{}, 0)
-		d.Name, d.Doc, d.HasDefault, d.Meta = f.Name(), f.Doc(), f.HasDefault(), i >= n
+		d.Name, d.Doc, d.HasDefault, d.Default, d.Meta = f.Name(), f.Doc(), f.HasDefault(), f.Default(), i >= n
 		if d.Meta && d.Doc == "" {
 			d.Doc = metaDocs[f.Name()]
 		}
@@ -70,10 +75,13 @@ func describe(s avro.Schema, open map[string]bool, depth int) Field {
 	case *avro.PrimitiveSchema:
 		if l := t.Logical(); l != nil {
 			f.Logical = string(l.Type())
+			f.decimal(l)
 		}
 	case *avro.FixedSchema:
+		f.Size = t.Size()
 		if l := t.Logical(); l != nil {
 			f.Logical = string(l.Type())
+			f.decimal(l)
 		}
 	case *avro.EnumSchema:
 		f.Symbols = append([]string(nil), t.Symbols()...)
@@ -85,7 +93,7 @@ func describe(s avro.Schema, open map[string]bool, depth int) Field {
 		defer delete(open, t.FullName())
 		for _, rf := range t.Fields() {
 			d := describe(rf.Type(), open, depth+1)
-			d.Name, d.Doc, d.HasDefault = rf.Name(), rf.Doc(), rf.HasDefault()
+			d.Name, d.Doc, d.HasDefault, d.Default = rf.Name(), rf.Doc(), rf.HasDefault(), rf.Default()
 			f.Fields = append(f.Fields, d)
 		}
 	case *avro.ArraySchema:
@@ -96,4 +104,10 @@ func describe(s avro.Schema, open map[string]bool, depth int) Field {
 		f.Items = &values
 	}
 	return f
+}
+
+func (f *Field) decimal(l avro.LogicalSchema) {
+	if d, ok := l.(*avro.DecimalLogicalSchema); ok {
+		f.Precision, f.Scale = d.Precision(), d.Scale()
+	}
 }
