@@ -44,9 +44,8 @@ func cmdAsOf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if len(pos) < 1 || len(pos) > 2 {
-		fs.Usage()
-		return errUsage
+	if err := wantArgs(fs, "asof", pos, "DIR", "KEY?"); err != nil {
+		return err
 	}
 	dir := pos[0]
 	st, err := o.open(dir)

@@ -60,9 +60,8 @@ func cmdAuditVerify(_ context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+	if err := wantArgs(fs, "audit verify", pos, "DIR"); err != nil {
+		return err
 	}
 	dir := pos[0]
 	opts := []auditlog.VerifyOption{auditlog.Since(since...)}

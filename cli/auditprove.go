@@ -59,9 +59,12 @@ func cmdAuditProve(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	consistency := from != "" || to != ""
-	if len(pos) != 1 || consistency == (seq != 0) || consistency && (from == "" || to == "") {
+	if err := wantArgs(fs, "audit prove", pos, "DIR"); err != nil {
+		return err
+	}
+	if consistency == (seq != 0) || consistency && (from == "" || to == "") {
 		fs.Usage()
-		return errUsage
+		return usageError("audit prove: give either --seq N (inclusion) or --from-checkpoint A and --to-checkpoint B (consistency)")
 	}
 	dir := pos[0]
 	v, vfrom, err := verifier(key, dir)
@@ -215,9 +218,8 @@ func cmdAuditVerifySince(ctx context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return errUsage
+	if err := wantArgs(fs, "audit verify-since", pos, "CHECKPOINT", "DIR"); err != nil {
+		return err
 	}
 	path, dir := pos[0], pos[1]
 	v, vfrom, err := verifier(key, dir)
@@ -273,9 +275,8 @@ func cmdAuditCheckpoint(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+	if err := wantArgs(fs, "audit checkpoint", pos, "DIR"); err != nil {
+		return err
 	}
 	dir := pos[0]
 	if _, err := os.Stat(filepath.Join(dir, auditlog.KeyFile)); err != nil && name == "" {
@@ -317,9 +318,8 @@ func cmdAuditKey(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+	if err := wantArgs(fs, "audit key", pos, "DIR"); err != nil {
+		return err
 	}
 	v, p, err := auditlog.FindVerifier(pos[0])
 	if err != nil {

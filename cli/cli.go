@@ -264,6 +264,33 @@ func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// wantArgs checks a command's positional arguments against names, in
+// order ("KEY?" is optional). When they do not fit, it prints the usage and
+// returns what is wrong: the first missing one, or how many were given.
+func wantArgs(fs *flag.FlagSet, cmd string, got []string, names ...string) error {
+	required := 0
+	for _, n := range names {
+		if !strings.HasSuffix(n, "?") {
+			required++
+		}
+	}
+	if len(got) >= required && len(got) <= len(names) {
+		return nil
+	}
+	fs.Usage()
+	if len(got) < required {
+		return usageError("%s: missing %s", cmd, strings.TrimSuffix(names[len(got)], "?"))
+	}
+	spelled := make([]string, len(names))
+	for i, n := range names {
+		spelled[i] = strings.TrimSuffix(n, "?")
+		if n != spelled[i] {
+			spelled[i] = "[" + spelled[i] + "]"
+		}
+	}
+	return usageError("%s takes %s, got %d arguments: %q", cmd, strings.Join(spelled, " "), len(got), got)
+}
+
 // usageError reports what is wrong with a command line; main exits 2.
 func usageError(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)

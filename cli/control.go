@@ -46,9 +46,12 @@ func cmdForget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if len(rest) != 1 || c.url == "" {
+	if err := wantArgs(fs, "forget", rest, "SUBJECT"); err != nil {
+		return err
+	}
+	if c.url == "" {
 		fs.Usage()
-		return errUsage
+		return usageError("forget: missing --url, the product's management port")
 	}
 	return c.issue(ctx, "forget", map[string]any{"subject": rest[0]}, stdout)
 }
@@ -73,7 +76,7 @@ func controlCmd(name, kind, operands string) func(context.Context, []string, io.
 			p, perr := strconv.ParseInt(rest[1], 10, 32)
 			o, oerr := strconv.ParseInt(rest[2], 10, 64)
 			if perr != nil || oerr != nil {
-				return fmt.Errorf("%s: PARTITION and OFFSET must be integers, got %q %q", name, rest[1], rest[2])
+				return usageError("%s: PARTITION and OFFSET must be integers, got %q %q", name, rest[1], rest[2])
 			}
 			body = map[string]any{"topic": rest[0], "partition": p, "offset": o}
 		case "policies":
@@ -81,7 +84,7 @@ func controlCmd(name, kind, operands string) func(context.Context, []string, io.
 			for _, r := range rest {
 				target, action, ok := strings.Cut(r, "=")
 				if !ok {
-					return fmt.Errorf("%s: %q: want TARGET=ACTION, e.g. pii=mask", name, r)
+					return usageError("%s: %q: want TARGET=ACTION, e.g. pii=mask", name, r)
 				}
 				actions[target] = action
 			}
@@ -89,9 +92,16 @@ func controlCmd(name, kind, operands string) func(context.Context, []string, io.
 				body = map[string]any{"actions": actions}
 			}
 		}
-		if c.url == "" || (operands != "" && len(body) == 0) || (operands == "" && len(rest) > 0) {
+		switch {
+		case c.url == "":
 			fs.Usage()
-			return errUsage
+			return usageError("%s: missing --url, the product's management port", name)
+		case operands == "" && len(rest) > 0:
+			fs.Usage()
+			return usageError("%s takes no arguments, got %q", name, rest)
+		case operands != "" && len(body) == 0:
+			fs.Usage()
+			return usageError("%s: missing %s", name, operands)
 		}
 		return c.issue(ctx, kind, body, stdout)
 	}

@@ -38,9 +38,12 @@ func cmdCorrections(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || !from.set {
+	if err := wantArgs(fs, "corrections", pos, "DIR"); err != nil {
+		return err
+	}
+	if !from.set {
 		fs.Usage()
-		return errUsage
+		return usageError("corrections: missing --from T1 (the start of the system-time range)")
 	}
 	dir := pos[0]
 	st, err := o.open(dir)

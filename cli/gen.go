@@ -22,9 +22,13 @@ func cmdGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(files) == 0 || *pkg == "" {
+	if len(files) == 0 {
 		fs.Usage()
-		return errUsage
+		return usageError("gen: missing SCHEMA.avsc")
+	}
+	if *pkg == "" {
+		fs.Usage()
+		return usageError("gen: missing -pkg NAME, the Go package of the generated file")
 	}
 	var srcs []schemas.GoSource
 	for _, f := range files {

@@ -40,9 +40,8 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return errUsage
+	if err := wantArgs(fs, "history", pos, "DIR", "KEY"); err != nil {
+		return err
 	}
 	dir, key := pos[0], []byte(pos[1])
 	st, err := o.open(dir)

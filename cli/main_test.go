@@ -143,6 +143,14 @@ func TestUsage(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, `unknown command "histroy"; did you mean "history"?`) {
 		t.Fatalf("a typo: exit %d, stderr:\n%s", code, errOut)
 	}
+	_, errOut, code = meshlet(t, "history", t.TempDir())
+	if code != 2 || !strings.Contains(errOut, "meshlet: history: missing KEY") {
+		t.Fatalf("history without KEY: exit %d, stderr:\n%s", code, errOut)
+	}
+	_, errOut, code = meshlet(t, "replay", t.TempDir(), "--to", "xml")
+	if code != 2 || !strings.Contains(errOut, `--to must be jsonl, avro-ocf or kafka, not "xml"`) {
+		t.Fatalf("replay --to xml: exit %d, stderr:\n%s", code, errOut)
+	}
 	_, errOut, code = inventory(t, "dev", "extra")
 	if code != 2 || !strings.Contains(errOut, `dev takes no arguments, got ["extra"]`) {
 		t.Fatalf("dev with an argument: exit %d, stderr:\n%s", code, errOut)
@@ -158,5 +166,26 @@ func TestUsage(t *testing.T) {
 	_, errOut, code = meshlet(t, "audit", "verify", t.TempDir())
 	if code != 1 || !strings.Contains(errOut, "no change log under") {
 		t.Fatalf("verify of an empty dir: exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// The generic tool carries no product: nothing under examples/ is linked
+// into it, and the example product is run as a user's is.
+func TestGenericToolImportsNoExample(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "../cmd/meshlet").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.Contains(pkg, "/examples/") {
+			t.Errorf("cmd/meshlet depends on %s", pkg)
+		}
+	}
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^run:(?:\n\t.*)*\n\t\$\(GO\) run \./examples/inventory dev --once$`).Match(mk) {
+		t.Error("make run does not run go run ./examples/inventory dev --once")
 	}
 }

@@ -89,9 +89,8 @@ func cmdMeshList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		fs.Usage()
-		return errUsage
+	if err := wantArgs(fs, "mesh list", pos); err != nil {
+		return err
 	}
 	reg, err := o.open()
 	if err != nil {
@@ -124,7 +123,7 @@ func cmdMeshSearch(ctx context.Context, args []string, stdout, stderr io.Writer)
 	q := strings.TrimSpace(strings.Join(pos, " "))
 	if q == "" {
 		fs.Usage()
-		return errUsage
+		return usageError("mesh search: missing QUERY")
 	}
 	reg, err := o.open()
 	if err != nil {
@@ -155,9 +154,12 @@ func cmdMeshLineage(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || (*dot && o.json) {
+	if err := wantArgs(fs, "mesh lineage", pos); err != nil {
+		return err
+	}
+	if *dot && o.json {
 		fs.Usage()
-		return errUsage
+		return usageError("mesh lineage: --dot and --json print two different formats; choose one")
 	}
 	reg, err := o.open()
 	if err != nil {

@@ -73,9 +73,8 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+	if err := wantArgs(fs, "replay", pos, "DIR"); err != nil {
+		return err
 	}
 	dir := pos[0]
 	switch o.to {
