@@ -144,8 +144,11 @@ func ConsumeKafkaJS(ctx context.Context, brokers, topic, registryURL string, cou
 
 	timeout := defaultTimeout
 	if dl, ok := ctx.Deadline(); ok {
-		// Leave the script time to report its own timeout before ctx kills it.
-		timeout = time.Until(dl) - time.Second
+		// Leave the script time to report its own timeout before ctx kills
+		// it: its clock starts only once Node has loaded it, which takes
+		// seconds on a loaded machine.
+		left := time.Until(dl)
+		timeout = left - max(time.Second, left/3)
 		if timeout < time.Second {
 			return nil, fmt.Errorf("interop: context deadline too close to consume %d events", count)
 		}

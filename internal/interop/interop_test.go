@@ -193,7 +193,7 @@ func TestKafkaJSDecodesEveryEventThroughRegistry(t *testing.T) {
 
 	// Asking for more than was committed must fail with the script's timeout
 	// message rather than hang or succeed short.
-	short, cancelShort := context.WithTimeout(ctx, 4*time.Second)
+	short, cancelShort := context.WithTimeout(ctx, 15*time.Second)
 	defer cancelShort()
 	_, err = ConsumeKafkaJS(short, strings.Join(brokers, ","), topic, reg.URL(), len(want)+1)
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
