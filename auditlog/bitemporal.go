@@ -113,9 +113,10 @@ type rect struct {
 // was never believed at any system time.
 func (r *rect) never() bool { return r.sysTo != 0 && r.sysTo <= r.sysFrom }
 
-// holds reports whether the rectangle contains system time t and valid time v.
+// holds reports whether the rectangle contains system time t and valid
+// time v. An open valid period holds Latest too.
 func (r *rect) holds(t, v int64) bool {
-	return r.sysFrom <= t && (r.sysTo == 0 || t < r.sysTo) && r.vf <= v && v < r.vt
+	return r.sysFrom <= t && (r.sysTo == 0 || t < r.sysTo) && r.vf <= v && (v < r.vt || r.vt == Latest)
 }
 
 func (r *rect) version(f Fact) Version {

@@ -494,6 +494,9 @@ func (w *ttWorld) query(st *Store, gets int) {
 	}
 	randV := func(key string) int64 {
 		rows := m.rows[key]
+		if r.IntN(40) == 0 {
+			return Latest // "for as long as the log goes"
+		}
 		if len(rows) == 0 || r.IntN(8) == 0 {
 			return 100_000 + r.Int64N(w.clock*5+100) - 2000
 		}
