@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"sort"
 )
 
 // Latest is the time to pass as system or valid time for "now and for as
@@ -62,12 +63,8 @@ func (f *Fact) Clone() Fact {
 // Version is one rectangle of an entity's bitemporal history, in XTDB's
 // terms: the product believed Fact's payload valid over [ValidFrom,
 // ValidTo) from SystemFrom until SystemTo. ValidTo and SystemTo are 0 when
-// open (until further notice / still believed).
-//
-// A version's valid period is the part of Fact's period still believed,
-// and SystemFrom is when that belief began: Fact.SystemTime for the version
-// an entry asserted, or the system time of a later entry that overrode
-// part of it, for the remainder re-emitted then.
+// open (until further notice / still believed). See "Bitemporal queries"
+// in the package doc for how the periods are derived.
 type Version struct {
 	ValidFrom, ValidTo   int64
 	SystemFrom, SystemTo int64
@@ -81,69 +78,128 @@ type Correction struct {
 	// PriorValidFrom is the latest valid-from recorded for the key before
 	// this entry; the entry's ValidFrom is earlier.
 	PriorValidFrom int64
+	// SystemTo is when the belief the entry recorded (its whole valid
+	// period, from its SystemTime on) was first revised: the system time
+	// of the next entry of the key whose valid period overlaps the
+	// entry's; 0 while no such entry exists. For an assertion, [SystemTime,
+	// SystemTo) is the system period of the version it asserted.
+	SystemTo int64
 }
 
-// piece is part of a key's belief timeline: the fact facts[fact] is
-// believed over [vf, vt) since system time sysFrom.
-type piece struct {
-	vf, vt  int64 // vt is Latest when open
-	sysFrom int64
-	fact    int
+// span is what the belief timeline needs of an entry.
+type span struct {
+	sys, vf, vt int64 // vt 0 = open
+	op          byte
 }
 
-// buildHistory turns a key's facts, sorted in merged order, into versions.
-// Each entry overrides the part of the timeline its valid period covers:
-// the versions it overlaps are closed at its system time, what is left of
-// them outside its period is re-emitted from that system time, and an
-// assertion then adds its own version (a retraction adds none). A version
-// whose system period would be empty (two logs stamped the same
-// microsecond) is left out: it was never believed at any system time.
-func buildHistory(facts []Fact) []Version {
-	var (
-		out    []Version
-		pieces []piece
-		next   []piece
-	)
-	emit := func(p piece, sysTo int64) {
-		if sysTo != 0 && sysTo <= p.sysFrom {
-			return
-		}
-		vt := p.vt
-		if vt == Latest {
-			vt = 0
-		}
-		out = append(out, Version{ValidFrom: p.vf, ValidTo: vt, SystemFrom: p.sysFrom, SystemTo: sysTo, Fact: facts[p.fact]})
+// empty reports whether the span's valid period is empty: such an entry
+// asserts nothing and hides nothing.
+func (s span) empty() bool { return s.vt != 0 && s.vt <= s.vf }
+
+// rect is one rectangle of a key's belief, for assertions and retractions
+// alike: entry i owned valid time [vf, vt) over system time [sysFrom,
+// sysTo). vt is Latest when open, sysTo 0 while still believed. first marks
+// the rectangle the entry opened when it was recorded (its whole valid
+// period); the others are what was left of it after later entries cut in.
+type rect struct {
+	vf, vt         int64
+	sysFrom, sysTo int64
+	i              int
+	first          bool
+}
+
+// never reports whether the rectangle has an empty system period: an entry
+// of another log stamped the same microsecond overrode it at once, so it
+// was never believed at any system time.
+func (r *rect) never() bool { return r.sysTo != 0 && r.sysTo <= r.sysFrom }
+
+// holds reports whether the rectangle contains system time t and valid
+// time v. An open valid period holds Latest too.
+func (r *rect) holds(t, v int64) bool {
+	return r.sysFrom <= t && (r.sysTo == 0 || t < r.sysTo) && r.vf <= v && (v < r.vt || r.vt == Latest)
+}
+
+func (r *rect) version(f Fact) Version {
+	vt := r.vt
+	if vt == Latest {
+		vt = 0
 	}
-	for i := range facts {
-		f := &facts[i]
-		a, b, s := f.ValidFrom, validEnd(f.ValidTo), f.SystemTime
-		if b <= a {
-			continue // an empty valid period asserts nothing and hides nothing
+	return Version{ValidFrom: r.vf, ValidTo: vt, SystemFrom: r.sysFrom, SystemTo: r.sysTo, Fact: f}
+}
+
+// sweep is the one implementation of the bitemporal rules (see the package
+// doc): it applies a key's entries, given in merged order, to the key's
+// belief timeline and calls yield with every rectangle, each one when it
+// closes and the ones still believed at the end, until yield returns
+// false. The timeline is a list of disjoint pieces sorted by valid time;
+// an entry [a, b) recorded at s closes every piece it overlaps at s,
+// re-opens what lies outside [a, b) of those as pieces from s, and opens
+// its own piece. Retractions own pieces too (absences), so the answer at
+// any (T, V) is exactly one rectangle or none. pieces is scratch space,
+// returned for reuse.
+func sweep(spans []span, pieces []rect, yield func(rect) bool) []rect {
+	pieces = pieces[:0]
+	for i, sp := range spans {
+		if sp.empty() {
+			continue
 		}
-		next = next[:0]
-		for _, p := range pieces {
-			if p.vt <= a || p.vf >= b {
-				next = append(next, p)
-				continue
-			}
-			emit(p, s)
-			if p.vf < a {
-				next = append(next, piece{p.vf, a, s, p.fact})
-			}
-			if p.vt > b {
-				next = append(next, piece{b, p.vt, s, p.fact})
+		a, b, s := sp.vf, validEnd(sp.vt), sp.sys
+		lo := sort.Search(len(pieces), func(j int) bool { return pieces[j].vt > a })
+		hi := lo
+		for hi < len(pieces) && pieces[hi].vf < b {
+			hi++
+		}
+		var buf [3]rect
+		repl := buf[:0]
+		if lo < hi && pieces[lo].vf < a {
+			p := pieces[lo]
+			repl = append(repl, rect{vf: p.vf, vt: a, sysFrom: s, i: p.i})
+		}
+		repl = append(repl, rect{vf: a, vt: b, sysFrom: s, i: i, first: true})
+		if lo < hi && pieces[hi-1].vt > b {
+			p := pieces[hi-1]
+			repl = append(repl, rect{vf: b, vt: p.vt, sysFrom: s, i: p.i})
+		}
+		for j := lo; j < hi; j++ {
+			p := pieces[j]
+			p.sysTo = s
+			if !yield(p) {
+				return pieces
 			}
 		}
-		if f.Op == OpAssert {
-			next = append(next, piece{a, b, s, i})
-		}
-		slices.SortFunc(next, func(x, y piece) int { return cmp.Compare(x.vf, y.vf) })
-		pieces, next = next, pieces
+		pieces = slices.Replace(pieces, lo, hi, repl...)
 	}
 	for _, p := range pieces {
-		emit(p, 0)
+		if !yield(p) {
+			break
+		}
 	}
-	sortVersions(out)
+	return pieces
+}
+
+// believed returns the rectangle holding (t, v): the version or absence
+// believed at system time t about valid time v. (A never-believed
+// rectangle holds no t.)
+func believed(spans []span, t, v int64, pieces []rect) (got rect, found bool, scratch []rect) {
+	scratch = sweep(spans, pieces, func(r rect) bool {
+		if r.holds(t, v) {
+			got, found = r, true
+		}
+		return !found
+	})
+	return got, found, scratch
+}
+
+// versionRects returns the rectangles of assertions, never-believed ones
+// left out: the key's versions, unsorted.
+func versionRects(spans []span) []rect {
+	var out []rect
+	sweep(spans, nil, func(r rect) bool {
+		if spans[r.i].op == OpAssert && !r.never() {
+			out = append(out, r)
+		}
+		return true
+	})
 	return out
 }
 

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshlet/meshlet/cdc/samples"
-
 	"github.com/meshlet/meshlet/cdc"
+	"github.com/meshlet/meshlet/cdc/samples"
 )
 
 // row is a products row as the samples carry it; Weight keeps the JSON
@@ -83,7 +82,8 @@ func loadDebezium(t *testing.T, file string) string {
 func table(t *testing.T, st *Store, asOf, validAt int64) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := st.Scan(asOf, validAt, func(f *Fact) error {
+	err := st.Scan(asOf, validAt, func(v *Version) error {
+		f := &v.Fact
 		var r row
 		jd := json.NewDecoder(bytes.NewReader(f.Payload))
 		jd.UseNumber()
@@ -204,7 +204,8 @@ func TestDebeziumAsOf(t *testing.T) {
 					}
 					for id := 101; id <= 111; id++ {
 						key := fmt.Sprint(id)
-						f, ok, err := st.AsOf(asOf).ValidAt(at).Get([]byte(key))
+						v, ok, err := st.AsOf(asOf).ValidAt(at).Get([]byte(key))
+						f := v.Fact
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -250,5 +251,85 @@ func TestDebeziumAsOf(t *testing.T) {
 				t.Fatalf("history of 111:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 			}
 		})
+	}
+}
+
+// TestDebezium106AsOfAgreesWithHistory is the case of the issue "time
+// travel answers agree": Postgres snapshotted product 106 at 05:38:19.436
+// and updated it at 08:21:29.629 (source commit times in the capture).
+// Asked now about 07:00, the answer is the snapshot's row, and its periods
+// must be those of the matching row of the history as believed now: valid
+// until the update's commit time, believed since the update was recorded.
+func TestDebezium106AsOfAgreesWithHistory(t *testing.T) {
+	st := openStore(t, loadDebezium(t, samples.DebeziumPostgres))
+	at := func(s string) int64 {
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm.UnixMicro()
+	}
+	const lag = 1_000_000 // loadDebezium records each change a second after its commit
+	var (
+		snapshot = at("2020-07-29T05:38:19.436Z") // source.ts_ms of 106's snapshot read
+		update   = at("2020-07-29T08:21:29.629Z") // source.ts_ms of its update
+		valid    = at("2020-07-29T07:00:00Z")
+	)
+	key := []byte("106")
+	agree := func(T int64, want Version) {
+		t.Helper()
+		got, ok, err := st.AsOf(T).ValidAt(valid).Get(key)
+		if err != nil || !ok {
+			t.Fatalf("as of %d: Get(106) ok=%v err=%v", T, ok, err)
+		}
+		if !strings.Contains(string(got.Fact.Payload), `"description":"16oz carpenter's hammer"`) {
+			t.Fatalf("as of %d: 106 valid at 07:00 is %s, want the 16oz hammer", T, got.Fact.Payload)
+		}
+		if got.ValidFrom != want.ValidFrom || got.ValidTo != want.ValidTo || got.SystemFrom != want.SystemFrom || got.SystemTo != want.SystemTo {
+			t.Fatalf("as of %d: asof says %s, want %s", T, showVersion(&got), showVersion(&want))
+		}
+		hist, err := st.AsOf(T).History(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []Version
+		for _, v := range hist {
+			if v.ValidFrom <= valid && (v.ValidTo == 0 || valid < v.ValidTo) {
+				rows = append(rows, v)
+			}
+		}
+		if len(rows) != 1 || showVersion(&rows[0]) != showVersion(&got) || !sameFact(&rows[0].Fact, &got.Fact) {
+			t.Fatalf("as of %d: asof says %s, the history as believed then has %d matching rows %v", T, showVersion(&got), len(rows), rows)
+		}
+	}
+	// Now: the snapshot's row is believed valid until the update's commit,
+	// and has been since the update was recorded.
+	agree(Latest, Version{ValidFrom: snapshot, ValidTo: update, SystemFrom: update + lag})
+	// At 08:00, before the update was recorded, it was valid until further
+	// notice; that belief ended when the update was recorded.
+	before, _, err := st.AsOf(at("2020-07-29T08:00:00Z")).ValidAt(valid).Get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agree(at("2020-07-29T08:00:00Z"), Version{ValidFrom: snapshot, SystemFrom: before.Fact.SystemTime, SystemTo: update + lag})
+	if before.Fact.SystemTime <= snapshot || before.Fact.SystemTime > snapshot+lag+100 {
+		t.Fatalf("snapshot of 106 recorded at %d, want about a second after %d", before.Fact.SystemTime, snapshot)
+	}
+	// The history as believed now, in full: the snapshot's row cut at the
+	// update and the update's own.
+	hist, err := st.AsOf(Latest).History(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := range hist {
+		got = append(got, fmt.Sprintf("[%d, %d) since %d", hist[i].ValidFrom, hist[i].ValidTo, hist[i].SystemFrom))
+	}
+	want := []string{
+		fmt.Sprintf("[%d, %d) since %d", snapshot, update, update+lag),
+		fmt.Sprintf("[%d, 0) since %d", update, update+lag),
+	}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("106 as believed now: %v, want %v", got, want)
 	}
 }

@@ -156,41 +156,81 @@
 //
 // # Bitemporal queries
 //
-// Store reads every log under a root and answers in XTDB's terms. Each
-// entry asserts (or, Op 'r', retracts) its key over the valid period
-// [ValidFrom, ValidTo), ValidTo 0 meaning open, as recorded at SystemTime.
-// Periods are half-open throughout. Logs of one product share its system
-// clock, so entries of all logs are merged by (SystemTime, log name, Seq);
-// the name only breaks ties between partitions that stamped the same
-// microsecond. That merged order is what "later" means below.
+// Store reads every log under a root and answers in XTDB's terms; this
+// section is the one definition every reader follows (Store, the query
+// port, the meshlet commands). Times are unix microseconds and periods are
+// half-open [from, to), 0 as an end meaning open (so 0 itself never ends
+// a period). Logs of one product share its system clock, so the entries of
+// all logs are merged by (SystemTime, log name, Seq); the name only breaks
+// ties between partitions that stamped the same microsecond. That merged
+// order is what "earlier" and "later" mean below, and "recorded by T"
+// means SystemTime <= T.
 //
-//   - As of system time T, at valid time V, the belief about key K is the
-//     latest entry of K recorded at or before T whose valid period contains
-//     V; if it is a retraction, or there is none, K is absent
-//     (Store.AsOf(T).ValidAt(V).Get). Scan gives that for every key.
-//   - History(K) is K's belief as rectangles (Version): a valid period
-//     [ValidFrom, ValidTo) believed over a system period [SystemFrom,
-//     SystemTo), SystemTo 0 meaning still believed. A new entry closes, at
-//     its system time, every version whose valid period it overlaps;
-//     whatever of those versions lies outside its valid period is re-emitted
-//     as a new version from that same system time; an assertion then adds its
-//     own version. A retraction adds none, so a delete closes the valid
-//     period and nothing is ever overwritten. An entry with an empty valid
-//     period (ValidTo <= ValidFrom, not 0) changes nothing. The versions with
-//     SystemTo 0 are the history as believed now.
-//   - Corrections(T1, T2) lists the entries recorded in [T1, T2) that are
-//     back-dated: entry E of key K is a correction when an earlier entry of
-//     K (any log) has a later ValidFrom than E's, that is E's valid period
-//     starts before the latest valid-from already recorded for K, so E
-//     rewrites a stretch of the past the product had already published. A
-//     key's first entry, and an entry whose ValidFrom equals the latest so
-//     far, are not corrections. Retractions count like assertions.
-//   - Replay(T1, T2) gives every entry recorded in [T1, T2), in merged order.
-//   - ScanKeys(cut) gives, one key at a time, each key's entries within a
-//     cut of the logs (per log its first n entries, a Cut), in merged
-//     order: what an export (package snapshot) derives a table and a
-//     history from, fixed to those entries whatever is appended later.
-//     Position(log, T) is how many of a log's entries were recorded by T.
+// Each entry of key K asserts (Op 'a') or retracts (Op 'r') K over its
+// valid period [ValidFrom, ValidTo) as of its SystemTime. An entry whose
+// valid period is empty (ValidTo <= ValidFrom, not 0) changes nothing and
+// is ignored by every question below (Replay and Store.Entries still list
+// it).
+//
+// The belief about K at system time T is a timeline over valid time: take
+// K's entries recorded by T in merged order, each one taking over its
+// valid period from whatever held it. Valid time V is then held by the
+// latest such entry whose period contains V; a stretch held by one
+// assertion is a version, one held by a retraction an absence, and nothing
+// else is ever overwritten: a delete only closes valid time.
+//
+// A version is a rectangle: entry E's payload, believed valid over
+// [ValidFrom, ValidTo) from system time SystemFrom until SystemTo.
+//
+//   - [ValidFrom, ValidTo) is a maximal stretch of valid time that E holds
+//     in the timeline. For the one holding V at T: ValidTo is the earliest
+//     of E's ValidTo and the ValidFrom of every entry later than E,
+//     recorded by T, that starts after V (an entry starting inside E's
+//     period cuts it there); ValidFrom is the latest of E's ValidFrom and
+//     the ValidTo of every such entry that ends at or before V.
+//   - SystemFrom is when the timeline began to hold that exact stretch: the
+//     SystemTime of the last entry to move either end, E's own if none did.
+//   - SystemTo is the SystemTime of the first entry after that whose valid
+//     period overlaps the stretch (it takes that part; what is left of the
+//     stretch is a new version from the same system time), 0 while there
+//     is none: still believed. A version that two logs closed within the
+//     microsecond it began was never believed and does not exist.
+//
+// Everything but SystemTo depends only on the entries recorded by
+// SystemFrom, so it can be proven against a checkpoint covering them;
+// SystemTo is what the store has learnt since. XTDB's four questions are
+// filters over these versions:
+//
+//  1. As of system time T, at valid time V: the version with SystemFrom <=
+//     T < SystemTo and ValidFrom <= V < ValidTo, or none
+//     (Store.AsOf(T).ValidAt(V).Get; Scan gives it for every key). Its
+//     valid period is the one believed at T, and a SystemTo after T says
+//     when that belief was revised. When K is absent there because of a
+//     retraction, Get describes the absence the same way.
+//  2. The valid-time history as believed at T: every version with
+//     SystemFrom <= T < SystemTo (Store.AsOf(T).History). Question 1 at
+//     (T, V) is the row of it whose valid period contains V.
+//  3. The history as believed now: question 2 at Latest, the versions with
+//     SystemTo 0. Store.History gives every version, at all system times.
+//  4. The corrections recorded in [T1, T2) (Store.Corrections): the
+//     entries recorded then that are back-dated, that is whose ValidFrom
+//     is earlier than the latest ValidFrom of any earlier entry of K (in
+//     any log): they rewrite a stretch of the past the product had already
+//     published. A key's first entry, and an entry whose ValidFrom equals
+//     the latest so far (two changes of one source transaction share a
+//     commit time), are not corrections; retractions count like
+//     assertions. Each comes with that prior ValidFrom and with the system
+//     period of what it recorded, [SystemTime, SystemTo), SystemTo being
+//     the first later entry of K overlapping its valid period (0: none):
+//     for an assertion that is the version it asserted.
+//
+// Replay(T1, T2) gives every entry recorded in [T1, T2), in merged order.
+//
+// ScanKeys(cut) gives, one key at a time, each key's entries within a
+// cut of the logs (per log its first n entries, a Cut), in merged
+// order: what an export (package snapshot) derives a table and a
+// history from, fixed to those entries whatever is appended later.
+// Position(log, T) is how many of a log's entries were recorded by T.
 //
 // # Index
 //
@@ -230,12 +270,15 @@
 //	end-4              4     CRC-32C of both tables
 //
 // Only the two block tables are held in memory (about 0.3 bytes per
-// entry). A Get binary-searches them and reads one 6 KiB key block per
-// run, newest run first, then the one frame the chosen record points at,
-// whose CRC, seq and key are checked: a lookup never scans the log. Every
-// block is checked against its CRC when read. History reads the key's
-// records and frames; Scan merges the runs' key sections; Replay finds its
-// first entry through the seq blocks and reads the segments from there.
+// entry). A Get binary-searches them for the key's records in every run
+// (usually one 6 KiB key block per run), works the version out from the
+// records alone (they carry both times and the op), then reads the one
+// frame the version's record points at, whose CRC, seq and key are
+// checked: a lookup never scans the log. Every block is checked against
+// its CRC when read. History reads the key's records and the frames of the
+// entries that own a version; Scan merges the runs' key sections; Replay
+// finds its first entry through the seq blocks and reads the segments from
+// there.
 //
 // Refresh brings an index up to its log without the log's LOCK, so it runs
 // beside the writer. The last entry of the newest run must still carry the

@@ -29,7 +29,7 @@ func TestIndexRebuiltWhenDamaged(t *testing.T) {
 		if err != nil {
 			return "error: " + err.Error()
 		}
-		return fmt.Sprintf("seq %d ok %v", f.Seq, ok)
+		return fmt.Sprintf("seq %d ok %v", f.Fact.Seq, ok)
 	}
 	st := openStore(t, root)
 	want := get(st)

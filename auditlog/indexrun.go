@@ -55,8 +55,6 @@ type keyRec struct {
 	op     byte
 }
 
-func (k *keyRec) covers(v int64) bool { return k.vf <= v && (k.vt == 0 || v < k.vt) }
-
 func cmpKeyRec(a, b *keyRec) int {
 	if c := bytes.Compare(a.h[:], b.h[:]); c != 0 {
 		return c
@@ -419,38 +417,6 @@ func (r *run) firstAtOrAfter(sys int64) (uint64, error) {
 	n := len(b) / seqRecSize
 	j := sort.Search(n, func(j int) bool { return int64(binary.BigEndian.Uint64(b[j*seqRecSize:])) >= sys })
 	return r.first + uint64((bi-1)*seqBlockRecs+j), nil
-}
-
-// latest walks key h's records with system time <= asOf from the newest
-// back, until fn returns true.
-func (r *run) latest(h keyHash, asOf int64, fn func(*keyRec) bool) error {
-	bp := blockBufs.Get().(*[]byte)
-	defer blockBufs.Put(bp)
-	probe := keyRec{h: h, sys: asOf}
-	// The last block whose first record is <= probe holds the newest candidate.
-	bi := sort.Search(len(r.kbs), func(i int) bool { return cmpKeyRec(&r.kbs[i].first, &probe) > 0 }) - 1
-	var k keyRec
-	for ; bi >= 0; bi-- {
-		b, err := r.keyBlock(bi, *bp)
-		if err != nil {
-			return err
-		}
-		*bp = b[:0]
-		for j := len(b)/keyRecSize - 1; j >= 0; j-- {
-			getKeyRec(b[j*keyRecSize:], &k)
-			c := bytes.Compare(k.h[:], h[:])
-			if c > 0 || (c == 0 && k.sys > asOf) {
-				continue
-			}
-			if c < 0 {
-				return nil
-			}
-			if fn(&k) {
-				return nil
-			}
-		}
-	}
-	return nil
 }
 
 // all calls fn for key h's records, oldest first.

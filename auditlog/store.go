@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -191,58 +192,90 @@ type candidate struct {
 	k keyRec
 }
 
-func (c *candidate) after(d *candidate) bool {
-	return cmpOrder(c.k.sys, c.x.name, c.k.seq, d.k.sys, d.x.name, d.k.seq) > 0
+func cmpCandidate(a, b candidate) int {
+	return cmpOrder(a.k.sys, a.x.name, a.k.seq, b.k.sys, b.x.name, b.k.seq)
 }
 
-// Get returns what was believed about key: among the key's entries
-// recorded at or before the system time whose valid period contains the
-// valid time, the latest in merged order. ok is false when there is none
-// or that entry is a retraction; in the latter case fact is the retraction.
-func (v View) Get(key []byte) (fact Fact, ok bool, err error) {
-	v.s.mu.RLock()
-	defer v.s.mu.RUnlock()
-	h := hashKey(key)
-	var (
-		best  candidate
-		found bool
-	)
-	for _, x := range v.s.logs {
-		for ri := len(x.runs) - 1; ri >= 0; ri-- {
-			var c candidate
-			hit := false
-			err := x.runs[ri].latest(h, v.system, func(k *keyRec) bool {
-				if k.covers(v.valid) {
-					c, hit = candidate{x, *k}, true
-				}
-				return hit
+// scratch is what one Get works in, recycled between Gets.
+type scratch struct {
+	recs   []candidate
+	spans  []span
+	pieces []rect
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+// keyRecords appends every index record of key hash h, from every log, to
+// recs and sorts them in merged order. s.mu must be held.
+func (s *Store) keyRecords(h keyHash, recs []candidate) ([]candidate, error) {
+	for _, x := range s.logs {
+		for _, r := range x.runs {
+			err := r.all(h, func(k *keyRec) error {
+				recs = append(recs, candidate{x, *k})
+				return nil
 			})
 			if err != nil {
-				return Fact{}, false, err
-			}
-			if hit {
-				if !found || c.after(&best) {
-					best, found = c, true
-				}
-				break // older runs of this log only hold older entries
+				return nil, err
 			}
 		}
 	}
-	if !found {
-		return Fact{}, false, nil
+	slices.SortFunc(recs, cmpCandidate)
+	return recs, nil
+}
+
+func recSpans(recs []candidate, sp []span) []span {
+	sp = sp[:0]
+	for _, c := range recs {
+		sp = append(sp, span{c.k.sys, c.k.vf, c.k.vt, c.k.op})
 	}
-	f, err := best.x.fact(best.k.seq)
+	return sp
+}
+
+// keyFact reads the entry c points at and checks that it is key's.
+func keyFact(key []byte, c candidate) (Fact, error) {
+	f, err := c.x.fact(c.k.seq)
 	if err != nil {
-		return Fact{}, false, err
+		return Fact{}, err
 	}
 	if !bytes.Equal(f.Key, key) {
-		return Fact{}, false, fmt.Errorf("%w: %q and %q (log %s seq %d)", ErrKeyCollision, key, f.Key, f.Log, f.Seq)
+		return Fact{}, fmt.Errorf("%w: %q and %q (log %s seq %d)", ErrKeyCollision, key, f.Key, f.Log, f.Seq)
 	}
-	return f, f.Op == OpAssert, nil
+	return f, nil
+}
+
+// Get returns the version of key believed at the view's system time T
+// about its valid time V: the rectangle of key's history holding (T, V),
+// with the valid period believed at T, the system time that belief began
+// and, when it has since been revised, the system time it was (see
+// "Bitemporal queries" in the package doc). It is the row of
+// AsOf(T).History(key) whose valid period contains V.
+//
+// ok is false when key was absent at (T, V). If a retraction made it so,
+// the Version describes that absence: Fact is the retraction and the
+// periods are those over which it held.
+func (v View) Get(key []byte) (ver Version, ok bool, err error) {
+	v.s.mu.RLock()
+	defer v.s.mu.RUnlock()
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	if sc.recs, err = v.s.keyRecords(hashKey(key), sc.recs[:0]); err != nil {
+		return Version{}, false, err
+	}
+	sc.spans = recSpans(sc.recs, sc.spans)
+	r, found, pieces := believed(sc.spans, v.system, v.valid, sc.pieces)
+	sc.pieces = pieces
+	if !found {
+		return Version{}, false, nil
+	}
+	f, err := keyFact(key, sc.recs[r.i])
+	if err != nil {
+		return Version{}, false, err
+	}
+	return r.version(f), f.Op == OpAssert, nil
 }
 
 // Scan calls fn for every key believed present: View.Scan at asOf and validAt.
-func (s *Store) Scan(asOf, validAt int64, fn func(*Fact) error) error {
+func (s *Store) Scan(asOf, validAt int64, fn func(*Version) error) error {
 	return s.AsOf(asOf).ValidAt(validAt).Scan(fn)
 }
 
@@ -265,11 +298,11 @@ func (h *taggedHeap) Pop() any {
 	return x
 }
 
-// Scan calls fn with every key's belief, as Get would answer it, for the
+// Scan calls fn with every key's version, as Get would answer it, for the
 // keys believed present (retracted and unknown keys are skipped). Keys come
 // in the index's order (by key hash), which is stable but not key order.
-// The Fact is only valid during fn; an error from fn stops the scan.
-func (v View) Scan(fn func(*Fact) error) error {
+// The Version is only valid during fn; an error from fn stops the scan.
+func (v View) Scan(fn func(*Version) error) error {
 	v.s.mu.RLock()
 	defer v.s.mu.RUnlock()
 	var h taggedHeap
@@ -285,20 +318,17 @@ func (v View) Scan(fn func(*Fact) error) error {
 		}
 	}
 	heap.Init(&h)
+	var (
+		recs   []candidate
+		spans  []span
+		pieces []rect
+	)
 	for h.Len() > 0 {
 		group := h[0].cur.h
-		var (
-			best  candidate
-			found bool
-		)
+		recs = recs[:0]
 		for h.Len() > 0 && h[0].cur.h == group {
 			c := h[0]
-			if k := &c.cur; k.sys <= v.system && k.covers(v.valid) {
-				cand := candidate{c.x, *k}
-				if !found || cand.after(&best) {
-					best, found = cand, true
-				}
-			}
+			recs = append(recs, candidate{c.x, c.cur})
 			c.advance()
 			if c.err != nil {
 				return c.err
@@ -309,14 +339,20 @@ func (v View) Scan(fn func(*Fact) error) error {
 				heap.Fix(&h, 0)
 			}
 		}
-		if !found || best.k.op != OpAssert {
+		slices.SortFunc(recs, cmpCandidate)
+		spans = recSpans(recs, spans)
+		r, found, p := believed(spans, v.system, v.valid, pieces)
+		pieces = p
+		if !found || spans[r.i].op != OpAssert {
 			continue
 		}
-		f, err := best.x.fact(best.k.seq)
+		c := recs[r.i]
+		f, err := c.x.fact(c.k.seq)
 		if err != nil {
 			return err
 		}
-		if err := fn(&f); err != nil {
+		ver := r.version(f)
+		if err := fn(&ver); err != nil {
 			return err
 		}
 	}
@@ -350,17 +386,53 @@ func (s *Store) keyFacts(key []byte) ([]Fact, error) {
 }
 
 // History returns every version of key with both periods (see Version),
-// ordered by system-from, then valid-from. It is the valid-time history as
-// believed at every system time: the versions with SystemTo 0 are the
-// history as believed now.
+// ordered by system-from, then valid-from: the valid-time history as
+// believed at every system time. AsOf(T).History gives the versions
+// believed at T; the versions with SystemTo 0 are the history as believed
+// now.
 func (s *Store) History(key []byte) ([]Version, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	facts, err := s.keyFacts(key)
+	return s.versions(key, nil)
+}
+
+// History returns the versions of key believed at the system time: the
+// rows of Store.History whose system period contains it, that is the
+// whole valid-time history as it stood then (with each row's SystemTo
+// saying when, since, it was revised). At Latest it is the history as
+// believed now.
+func (a AsOf) History(key []byte) ([]Version, error) {
+	a.s.mu.RLock()
+	defer a.s.mu.RUnlock()
+	return a.s.versions(key, func(r *rect) bool { return r.sysFrom <= a.system && (r.sysTo == 0 || a.system < r.sysTo) })
+}
+
+// versions builds key's versions from its index records, reading only the
+// entries that own one. s.mu must be held.
+func (s *Store) versions(key []byte, keep func(*rect) bool) ([]Version, error) {
+	recs, err := s.keyRecords(hashKey(key), nil)
 	if err != nil {
 		return nil, err
 	}
-	return buildHistory(facts), nil
+	var (
+		out   []Version
+		facts = map[int]Fact{}
+	)
+	for _, r := range versionRects(recSpans(recs, nil)) {
+		if keep != nil && !keep(&r) {
+			continue
+		}
+		f, ok := facts[r.i]
+		if !ok {
+			if f, err = keyFact(key, recs[r.i]); err != nil {
+				return nil, err
+			}
+			facts[r.i] = f
+		}
+		out = append(out, r.version(f))
+	}
+	sortVersions(out)
+	return out, nil
 }
 
 // Entries returns every entry of key in merged order, as recorded.
@@ -506,7 +578,9 @@ func (x *logIndex) replayFrom(from, to int64) (*replayCursor, error) {
 // than E's: E rewrites part of the valid-time past the product had already
 // published. The first entry of a key is never a correction, nor is one
 // whose valid-from equals the latest so far (two changes of one source
-// transaction share a commit time). Retractions count like assertions.
+// transaction share a commit time). Retractions count like assertions;
+// entries with an empty valid period, which change nothing, neither are
+// corrections nor count as earlier entries.
 func (s *Store) Corrections(from, to int64) ([]Correction, error) {
 	var (
 		out   []Correction
@@ -525,56 +599,61 @@ func (s *Store) Corrections(from, to int64) ([]Correction, error) {
 			}
 			cache[h] = tl
 		}
-		if prior, ok := tl.priorMax(f); ok && f.ValidFrom < prior {
-			out = append(out, Correction{Fact: f.Clone(), PriorValidFrom: prior})
+		n := tl.position(f)
+		if n == len(tl.recs) || tl.recs[n].k.seq != f.Seq || tl.recs[n].x.name != f.Log {
+			return fmt.Errorf("auditlog: log %s seq %d is missing from its key's index records: the index is damaged (delete it to rebuild)", f.Log, f.Seq)
+		}
+		if tl.spans[n].empty() || n == 0 || tl.maxVF[n-1] == noValidFrom {
+			return nil
+		}
+		if prior := tl.maxVF[n-1]; f.ValidFrom < prior {
+			out = append(out, Correction{Fact: f.Clone(), PriorValidFrom: prior, SystemTo: tl.firstTo[n]})
 		}
 		return nil
 	})
 	return out, err
 }
 
+// noValidFrom marks "no non-empty entry yet" in keyTimeline.maxVF.
+const noValidFrom = math.MinInt64
+
 // keyTimeline is a key's index records in merged order with the running
-// maximum of their valid-from.
+// maximum of their valid-from (empty entries left out) and, per record,
+// the system time its own rectangle closed at (0: still open).
 type keyTimeline struct {
-	recs  []candidate
-	maxVF []int64
+	recs    []candidate
+	spans   []span
+	maxVF   []int64
+	firstTo []int64
 }
 
 // timeline must be called with s.mu held (Replay holds it).
 func (s *Store) timeline(h keyHash) (*keyTimeline, error) {
-	tl := &keyTimeline{}
-	for _, x := range s.logs {
-		for _, r := range x.runs {
-			err := r.all(h, func(k *keyRec) error {
-				tl.recs = append(tl.recs, candidate{x, *k})
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
+	recs, err := s.keyRecords(h, nil)
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(tl.recs, func(a, b candidate) int {
-		return cmpOrder(a.k.sys, a.x.name, a.k.seq, b.k.sys, b.x.name, b.k.seq)
+	tl := &keyTimeline{recs: recs, spans: recSpans(recs, nil), maxVF: make([]int64, len(recs)), firstTo: make([]int64, len(recs))}
+	m := int64(noValidFrom)
+	for i, sp := range tl.spans {
+		if !sp.empty() {
+			m = max(m, sp.vf)
+		}
+		tl.maxVF[i] = m
+	}
+	sweep(tl.spans, nil, func(r rect) bool {
+		if r.first {
+			tl.firstTo[r.i] = r.sysTo
+		}
+		return true
 	})
-	tl.maxVF = make([]int64, len(tl.recs))
-	for i, c := range tl.recs {
-		tl.maxVF[i] = c.k.vf
-		if i > 0 {
-			tl.maxVF[i] = max(tl.maxVF[i-1], c.k.vf)
-		}
-	}
 	return tl, nil
 }
 
-// priorMax is the greatest valid-from among the records before f.
-func (tl *keyTimeline) priorMax(f *Fact) (int64, bool) {
-	n := sort.Search(len(tl.recs), func(i int) bool {
+// position is the number of the key's records before f in merged order.
+func (tl *keyTimeline) position(f *Fact) int {
+	return sort.Search(len(tl.recs), func(i int) bool {
 		c := &tl.recs[i]
 		return cmpOrder(c.k.sys, c.x.name, c.k.seq, f.SystemTime, f.Log, f.Seq) >= 0
 	})
-	if n == 0 {
-		return 0, false
-	}
-	return tl.maxVF[n-1], true
 }

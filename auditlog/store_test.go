@@ -56,26 +56,6 @@ func (m *model) replay(from, to int64) []Fact {
 	return out
 }
 
-func (m *model) corrections(from, to int64) []Correction {
-	var out []Correction
-	all := m.sorted()
-	for i, f := range all {
-		if f.SystemTime < from || f.SystemTime >= to {
-			continue
-		}
-		prior, seen := int64(0), false
-		for _, g := range all[:i] {
-			if bytes.Equal(g.Key, f.Key) && (!seen || g.ValidFrom > prior) {
-				prior, seen = g.ValidFrom, true
-			}
-		}
-		if seen && f.ValidFrom < prior {
-			out = append(out, Correction{Fact: f, PriorValidFrom: prior})
-		}
-	}
-	return out
-}
-
 // drop removes the facts a Rewind took back.
 func (m *model) drop(log string, afterSeq uint64) {
 	m.facts = slices.DeleteFunc(m.facts, func(f Fact) bool { return f.Log == log && f.Seq > afterSeq })
@@ -187,37 +167,13 @@ func (s *stream) check(st *Store) {
 	valids = slices.Compact(valids)
 	keys := append(s.m.keys(), "never-seen")
 
+	ref := newRef(s.m.facts)
 	for _, T := range systems {
 		for _, V := range valids {
-			view := st.AsOf(T).ValidAt(V)
-			want := map[string]string{}
 			for _, k := range keys {
-				wf, wok := s.m.get(T, V, k)
-				gf, gok, err := view.Get([]byte(k))
-				if err != nil {
-					t.Fatalf("Get(%s) as of %d valid at %d: %v", k, T, V, err)
-				}
-				if gok != wok || (wf.Seq != 0 || gf.Seq != 0) && !sameFact(&gf, &wf) {
-					t.Fatalf("Get(%s) as of %d valid at %d = %s ok=%v, want %s ok=%v", k, T, V, factID(&gf), gok, factID(&wf), wok)
-				}
-				if wok {
-					want[k] = factID(&wf)
-				}
+				ref.checkGet(t, st, k, T, V)
 			}
-			got := map[string]string{}
-			err := view.Scan(func(f *Fact) error {
-				if _, dup := got[string(f.Key)]; dup {
-					t.Fatalf("Scan as of %d valid at %d: key %s twice", T, V, f.Key)
-				}
-				got[string(f.Key)] = factID(f)
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Fatalf("Scan as of %d valid at %d:\n got %v\nwant %v", T, V, got, want)
-			}
+			ref.checkScan(t, st, T, V)
 		}
 	}
 
@@ -227,6 +183,10 @@ func (s *stream) check(st *Store) {
 			t.Fatal(err)
 		}
 		checkHistory(t, &s.m, k, vs, systems, valids)
+		ref.checkFullHistory(t, st, k)
+		for _, T := range systems {
+			ref.checkHistory(t, st, k, T)
+		}
 	}
 
 	bounds := []int64{0, Latest}
@@ -250,20 +210,7 @@ func (s *stream) check(st *Store) {
 					t.Fatalf("Replay(%d, %d)[%d] = %s, want %s", from, to, i, factID(&got[i]), factID(&want[i]))
 				}
 			}
-			gc, err := st.Corrections(from, to)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wc := s.m.corrections(from, to)
-			if len(gc) != len(wc) {
-				t.Fatalf("Corrections(%d, %d): %d, want %d", from, to, len(gc), len(wc))
-			}
-			for i := range gc {
-				if !sameFact(&gc[i].Fact, &wc[i].Fact) || gc[i].PriorValidFrom != wc[i].PriorValidFrom {
-					t.Fatalf("Corrections(%d, %d)[%d] = %s prior %d, want %s prior %d", from, to, i,
-						factID(&gc[i].Fact), gc[i].PriorValidFrom, factID(&wc[i].Fact), wc[i].PriorValidFrom)
-				}
-			}
+			ref.checkCorrections(t, st, from, to)
 		}
 	}
 }
@@ -399,7 +346,11 @@ func TestBuildHistorySplitsOverriddenVersions(t *testing.T) {
 		f(3, 300, 25, 0, OpRetract), // deleted from 25 on
 		f(4, 400, 40, 0, OpAssert),  // re-inserted from 40
 	}
-	got := buildHistory(facts)
+	var got []Version
+	for _, r := range versionRects(spansOf(facts)) {
+		got = append(got, r.version(facts[r.i]))
+	}
+	sortVersions(got)
 	type rect struct {
 		vf, vt, sf, st int64
 		seq            uint64
@@ -425,4 +376,13 @@ func TestBuildHistorySplitsOverriddenVersions(t *testing.T) {
 	if fmt.Sprint(rs) != fmt.Sprint(want) {
 		t.Fatalf("history\n got %v\nwant %v", rs, want)
 	}
+}
+
+func spansOf(facts []Fact) []span {
+	sp := make([]span, len(facts))
+	for i := range facts {
+		f := &facts[i]
+		sp[i] = span{f.SystemTime, f.ValidFrom, f.ValidTo, f.Op}
+	}
+	return sp
 }

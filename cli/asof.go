@@ -19,8 +19,12 @@ func init() {
 const asofUsage = `asof DIR [--system T] [--valid V] [--json] [KEY]
 
 Answers what the product believed as of system time T about valid time V:
-for each key, the latest entry recorded at or before T whose valid period
-[_valid_from, _valid_to) contains V. A key whose latest such entry is a
+for each key, the version believed then, with its periods as history
+prints them: valid over [_valid_from, _valid_to) as believed at T, believed
+from _system_from until _system_to ("-" = open: until further notice / still
+believed). It is the row of the key's history believed at T whose valid
+period contains V; its value is the latest entry recorded at or before T
+whose valid period contains V. A key whose latest such entry is a
 retraction (a delete) is absent. Without KEY it prints the whole table as
 believed then; with KEY that one entity.
 
@@ -60,14 +64,15 @@ func cmdAsOf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asOf, validAt := system.system(), valid.valid(time.Now())
 	view := st.AsOf(asOf).ValidAt(validAt)
 
-	var facts []auditlog.Fact
+	var vs []auditlog.Version
 	if len(pos) == 2 {
-		f, ok, err := view.Get([]byte(pos[1]))
+		v, ok, err := view.Get([]byte(pos[1]))
 		if err != nil {
 			return err
 		}
+		f := v.Fact
 		if ok {
-			facts = append(facts, f)
+			vs = append(vs, v)
 		} else if !o.json {
 			why := "no entry of it was recorded by then whose valid period contains that time"
 			if f.Op == auditlog.OpRetract {
@@ -77,47 +82,49 @@ func cmdAsOf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return nil
 		}
 	} else {
-		err := view.Scan(func(f *auditlog.Fact) error {
-			facts = append(facts, f.Clone())
+		err := view.Scan(func(v *auditlog.Version) error {
+			c := *v
+			c.Fact = v.Fact.Clone()
+			vs = append(vs, c)
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		slices.SortFunc(facts, func(a, b auditlog.Fact) int { return compareBytes(a.Key, b.Key) })
+		slices.SortFunc(vs, func(a, b auditlog.Version) int { return compareBytes(a.Fact.Key, b.Fact.Key) })
 	}
 
 	if o.json {
 		type rowJSON struct {
 			Key string `json:"key"`
-			query.EntryJSON
+			query.VersionJSON
 		}
 		out := struct {
 			AsOf    string    `json:"asOf"`
 			ValidAt string    `json:"validAt"`
 			Rows    []rowJSON `json:"rows"`
 		}{AsOf: jsonSystem(asOf), ValidAt: query.FormatTime(validAt), Rows: []rowJSON{}}
-		for i := range facts {
-			e, err := query.Entry(ctx, dec, &facts[i])
+		for _, v := range vs {
+			j, err := query.Version(ctx, dec, v)
 			if err != nil {
 				return err
 			}
-			out.Rows = append(out.Rows, rowJSON{string(facts[i].Key), e})
+			out.Rows = append(out.Rows, rowJSON{string(v.Fact.Key), j})
 		}
 		return writeJSON(stdout, out)
 	}
-	fmt.Fprintf(stdout, "as of %s, valid at %s: %d row(s)\n", describe(asOf), query.FormatTime(validAt), len(facts))
-	rows := make([]row, 0, len(facts))
-	for i := range facts {
-		f := &facts[i]
+	fmt.Fprintf(stdout, "as of %s, valid at %s: %d row(s)\n", describe(asOf), query.FormatTime(validAt), len(vs))
+	rows := make([]row, 0, len(vs))
+	for _, v := range vs {
+		f := &v.Fact
 		fields, err := fieldsOf(ctx, dec, f)
 		if err != nil {
 			return err
 		}
 		rows = append(rows, row{key: string(f.Key), fields: fields, schemaID: f.Prov.SchemaID,
-			tail: []string{query.FormatTime(f.ValidFrom), timeOrOpen(f.ValidTo), query.FormatTime(f.SystemTime), f.Log, strconv.FormatUint(f.Seq, 10)}})
+			tail: []string{query.FormatTime(v.ValidFrom), timeOrOpen(v.ValidTo), query.FormatTime(v.SystemFrom), timeOrOpen(v.SystemTo), f.Log, strconv.FormatUint(f.Seq, 10)}})
 	}
-	printRows(ctx, stdout, dec, []string{"KEY"}, []string{"_VALID_FROM", "_VALID_TO", "_SYSTEM_FROM", "LOG", "SEQ"}, rows)
+	printRows(ctx, stdout, dec, []string{"KEY"}, []string{"_VALID_FROM", "_VALID_TO", "_SYSTEM_FROM", "_SYSTEM_TO", "LOG", "SEQ"}, rows)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -16,8 +17,12 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/cdc"
+	"github.com/meshlet/meshlet/examples/inventory/products"
 	"github.com/meshlet/meshlet/internal/interop"
+	"github.com/meshlet/meshlet/ports/kafka"
 	"github.com/meshlet/meshlet/schemas"
+	"github.com/meshlet/meshlet/transforms"
 )
 
 const ordersSchema = `{"type":"record","name":"Order","namespace":"test.shop","fields":[
@@ -129,15 +134,20 @@ func wantLines(t *testing.T, out string, patterns ...string) {
 func TestAsOfHistoryCorrections(t *testing.T) {
 	root := shopDir(t, shopOrders)
 
-	// The table as it stood on January 20, as believed then and as believed now.
+	// The table as it stood on January 20, as believed then and as believed
+	// now. Then A's apples were valid until further notice; that belief
+	// ended when the February update was recorded.
 	out := run0(t, "asof", root, "--system", "2026-01-20T00:00:00Z", "--valid", "2026-01-20T00:00:00Z")
 	wantLines(t, out,
 		`as of 2026-01-20T00:00:00.000000Z, valid at 2026-01-20T00:00:00.000000Z: 2 row\(s\)`,
-		`KEY\s+id\s+item\s+qty\s+_VALID_FROM\s+_VALID_TO\s+_SYSTEM_FROM\s+LOG\s+SEQ`,
-		`A\s+"A"\s+"apples"\s+1\s+2026-01-01T00:00:00.000000Z\s+-\s+2026-01-01T00:00:01.000000Z\s+orders-0\s+1`,
+		`KEY\s+id\s+item\s+qty\s+_VALID_FROM\s+_VALID_TO\s+_SYSTEM_FROM\s+_SYSTEM_TO\s+LOG\s+SEQ`,
+		`A\s+"A"\s+"apples"\s+1\s+2026-01-01T00:00:00.000000Z\s+-\s+2026-01-01T00:00:01.000000Z\s+2026-02-01T00:00:01.000000Z\s+orders-0\s+1`,
 		`B\s+"B"\s+"bread"\s+2\s+.*orders-1\s+1`)
 	out = run0(t, "asof", root, "--valid", "2026-01-20T00:00:00Z")
-	wantLines(t, out, `A\s+"A"\s+"pears"\s+3\s+2026-01-15T00:00:00.000000Z\s+2026-02-01T00:00:00.000000Z\s+.*orders-1\s+2`)
+	wantLines(t, out, `A\s+"A"\s+"pears"\s+3\s+2026-01-15T00:00:00.000000Z\s+2026-02-01T00:00:00.000000Z\s+2026-02-15T00:00:01.000000Z\s+-\s+orders-1\s+2`)
+	// Early January as believed now: what the correction left of the apples.
+	out = run0(t, "asof", root, "A", "--valid", "2026-01-05T00:00:00Z")
+	wantLines(t, out, `A\s+"A"\s+"apples"\s+1\s+2026-01-01T00:00:00.000000Z\s+2026-01-15T00:00:00.000000Z\s+2026-02-15T00:00:01.000000Z\s+-\s+orders-0\s+1`)
 	// Now, B is deleted.
 	out = run0(t, "asof", root, "B", "--valid", "2026-03-02T00:00:00Z")
 	wantLines(t, out, `B: absent as of now .* retracted by log orders-1 seq 3`)
@@ -344,5 +354,116 @@ func TestAuditProofs(t *testing.T) {
 	_, errOut, code = meshlet(t, "audit", "verify-since", old, root, "--key", other)
 	if code != 1 || !strings.Contains(errOut, "does not verify") {
 		t.Fatalf("foreign key: exit %d\n%s", code, errOut)
+	}
+}
+
+// inventoryDir writes a data directory as the example product leaves it
+// after the recorded Postgres capture: its handler's records, Avro-encoded
+// with its schema, valid from each change's commit time, recorded a second
+// after it.
+func inventoryDir(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	avsc, err := os.ReadFile("../examples/inventory/products/schemas/product.avsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := schemas.Parse("product.avsc", string(avsc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "schemas"), 0o755)
+	if err := os.WriteFile(filepath.Join(root, "schemas", "1.avsc"), []byte(s.Published()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := schemas.NewEncoder(s, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := kafka.RecordedCDC(bytes.NewReader(products.RecordedCDC()), "recorded", "dbserver1.inventory.products", products.KeyFields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := cdc.NewDecoder("debezium-json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := transforms.Typed(products.Handle)
+	var (
+		entries []auditlog.Entry
+		out     []transforms.Output
+		clock   int64
+	)
+	for i, r := range recs {
+		var c cdc.Change
+		if err := dec.Decode(r.Key, r.Value, &c); err != nil {
+			t.Fatalf("message %d: %v", i+1, err)
+		}
+		if out, err = handle(context.Background(), &c, out[:0]); err != nil || len(out) != 1 {
+			t.Fatalf("message %d: %d records, %v", i+1, len(out), err)
+		}
+		commit := c.CommitTime.UnixMicro()
+		clock = max(clock+1, commit+1_000_000)
+		e := auditlog.Entry{Seq: uint64(i + 1), SystemTime: clock, ValidFrom: commit, Op: auditlog.OpAssert, Key: []byte(out[0].Key),
+			Prov: auditlog.Provenance{Topic: r.Topic, Offset: int64(i), SourcePosition: c.Source.Position.String(), SchemaID: 1}}
+		if out[0].Deleted {
+			e.Op = auditlog.OpRetract
+		}
+		if e.Payload, err = enc.Append(nil, out[0].Value, schemas.Meta{ValidFrom: commit, SystemFrom: clock, Deleted: out[0].Deleted}); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e)
+	}
+	l, err := auditlog.Open(filepath.Join(root, "changelog", "dbserver1.inventory.products-0"), auditlog.SyncEachAppend(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Append(entries); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// TestAsOf106AgreesWithHistory runs the issue's commands: asked now about
+// 07:00, product 106 is its snapshot row, with the periods of the row of
+// `history 106` believed now that holds 07:00: valid until the update's
+// commit at 08:21:29.629, believed since the update was recorded.
+func TestAsOf106AgreesWithHistory(t *testing.T) {
+	root := inventoryDir(t)
+	out := run0(t, "asof", root, "--system", "now", "--valid", "2020-07-29T07:00:00Z", "106")
+	wantLines(t, out, `106\s+106\s+"hammer"\s+"16oz carpenter's hammer"\s+1\s+2020-07-29T05:38:19.436000Z\s+2020-07-29T08:21:29.629000Z\s+2020-07-29T08:21:30.629000Z\s+-\s+dbserver1.inventory.products-0\s+6`)
+
+	type version struct {
+		ValidFrom  string  `json:"_valid_from"`
+		ValidTo    *string `json:"_valid_to"`
+		SystemFrom string  `json:"_system_from"`
+		SystemTo   *string `json:"_system_to"`
+		Log        string
+		Seq        int
+		Recorded   string
+	}
+	var asof struct{ Rows []version }
+	if err := json.Unmarshal([]byte(run0(t, "asof", "--json", root, "--system", "now", "--valid", "2020-07-29T07:00:00Z", "106")), &asof); err != nil {
+		t.Fatal(err)
+	}
+	var hist struct{ Versions []version }
+	if err := json.Unmarshal([]byte(run0(t, "history", "--json", root, "106")), &hist); err != nil {
+		t.Fatal(err)
+	}
+	const v = "2020-07-29T07:00:00.000000Z"
+	var now []version
+	for _, h := range hist.Versions {
+		if h.SystemTo == nil && h.ValidFrom <= v && (h.ValidTo == nil || v < *h.ValidTo) {
+			now = append(now, h)
+		}
+	}
+	if len(asof.Rows) != 1 || len(now) != 1 {
+		t.Fatalf("asof rows %+v, history rows believed now holding 07:00 %+v", asof.Rows, now)
+	}
+	a, h := asof.Rows[0], now[0]
+	if a.ValidTo == nil || h.ValidTo == nil || *a.ValidTo != *h.ValidTo || a.ValidFrom != h.ValidFrom || a.SystemFrom != h.SystemFrom ||
+		a.SystemTo != nil || a.Seq != h.Seq || a.Log != h.Log || a.Recorded != h.Recorded {
+		t.Fatalf("asof says %+v, history %+v", a, h)
 	}
 }

@@ -205,7 +205,7 @@ func TestConsumerContinuesFromSnapshot(t *testing.T) {
 			if err != nil || !ok {
 				t.Fatalf("key %s valid at %d: the state holds a piece, the store %v %v", k, p.ValidFrom, ok, err)
 			}
-			fields, err := f.dec.Fields(ctx, fact.Payload)
+			fields, err := f.dec.Fields(ctx, fact.Fact.Payload)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -102,7 +102,8 @@ func TestHistoryMatchesStore(t *testing.T) {
 				slices.Sort(valids)
 				for _, T := range slices.Compact(systems) {
 					for _, V := range slices.Compact(valids) {
-						gf, _, err := st.AsOf(T).ValidAt(V).Get(key)
+						gv, _, err := st.AsOf(T).ValidAt(V).Get(key)
+						gf := gv.Fact
 						if err != nil {
 							return err
 						}

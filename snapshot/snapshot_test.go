@@ -132,8 +132,8 @@ func (f *fixture) selectList() string {
 func (f *fixture) asOfRows(t *testing.T, system, valid int64) [][]any {
 	t.Helper()
 	var rows [][]any
-	err := f.st.AsOf(system).ValidAt(valid).Scan(func(fact *auditlog.Fact) error {
-		rows = append(rows, f.storeRow(t, fact))
+	err := f.st.AsOf(system).ValidAt(valid).Scan(func(v *auditlog.Version) error {
+		rows = append(rows, f.storeRow(t, &v.Fact))
 		return nil
 	})
 	if err != nil {

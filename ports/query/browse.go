@@ -51,12 +51,12 @@ func (l *keyList) get(st *auditlog.Store, now time.Time) ([]listedKey, bool, err
 	}
 	keys := []listedKey{}
 	capped := false
-	err := st.Scan(auditlog.Latest, now.UnixMicro(), func(f *auditlog.Fact) error {
+	err := st.Scan(auditlog.Latest, now.UnixMicro(), func(v *auditlog.Version) error {
 		if len(keys) >= maxListedKeys {
 			capped = true
 			return nil
 		}
-		keys = append(keys, listedKey{key: string(f.Key), validFrom: f.ValidFrom, systemFrom: f.SystemTime})
+		keys = append(keys, listedKey{key: string(v.Fact.Key), validFrom: v.ValidFrom, systemFrom: v.SystemFrom})
 		return nil
 	})
 	if err != nil {

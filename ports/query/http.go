@@ -21,8 +21,9 @@ import (
 // Handler serves the query port:
 //
 //	GET /v1/entities/{key}                        current version, from Redis
-//	GET /v1/entities/{key}?asOf=T&validAt=V       as of system time T, valid at V, from the log index
+//	GET /v1/entities/{key}?asOf=T&validAt=V       the version believed at system time T about valid time V, from the log index
 //	GET /v1/entities/{key}/history                every version with both periods, from the log index
+//	GET /v1/entities/{key}/history?asOf=T         the versions believed at T: the valid-time history as it stood then
 //	    ?offset=N&limit=M                         a page of them; ?entries=true adds every entry's op and times
 //	GET /v1/entities?q=TEXT&after=KEY&limit=N     the keys believed now, in key order, filtered and paged
 //	GET /v1/corrections?from=T1&to=T2&key=K       back-dated entries recorded in [T1, T2)
@@ -30,8 +31,12 @@ import (
 //	GET /v1/changelog/verify                      the full check: every log walked against its checkpoint
 //
 // T and V are RFC 3339 times or "now"; either may be given alone (the
-// other is now). Answers are JSON; an absent entity is a 404 whose body
-// still says what was asked.
+// other is now). As a system time, now means every entry recorded
+// (auditlog.Latest), as `meshlet asof --system now` does; as a valid time
+// it is the clock. Every answer is a version with both periods, as
+// auditlog's "Bitemporal queries" defines them, so the as-of answer is
+// the row of the history as of T whose valid period holds V. Answers are
+// JSON; an absent entity is a 404 whose body still says what was asked.
 type Handler struct {
 	Store   *auditlog.Store // as-of and history; nil: those answer 503
 	Current *RedisStore     // current state; nil: current reads go to Store
@@ -90,8 +95,10 @@ type EntryJSON struct {
 }
 
 // VersionJSON is one rectangle of an entity's history: the entry's fields,
-// believed over [_valid_from, _valid_to) from _system_from until
-// _system_to (null: still believed). recorded is when the entry was.
+// believed valid over [_valid_from, _valid_to) (null: until further
+// notice) from _system_from until _system_to (null: still believed).
+// recorded is when the entry was; _system_from is later when a later entry
+// cut the entry's valid period down to this one.
 type VersionJSON struct {
 	ValidFrom  string         `json:"_valid_from"`
 	ValidTo    *string        `json:"_valid_to"`
@@ -116,6 +123,24 @@ func optTime(us int64) *string {
 	}
 	s := FormatTime(us)
 	return &s
+}
+
+// ParseSystemTime reads a system time: an RFC 3339 time, or "now" (or
+// nothing) for auditlog.Latest, every entry recorded whatever the clocks
+// said.
+func ParseSystemTime(s string) (int64, error) {
+	if s == "" || strings.EqualFold(s, "now") {
+		return auditlog.Latest, nil
+	}
+	return ParseTime(s, time.Time{})
+}
+
+// FormatSystemTime prints a system time, "now" for auditlog.Latest.
+func FormatSystemTime(us int64) string {
+	if us == auditlog.Latest {
+		return "now"
+	}
+	return FormatTime(us)
 }
 
 // ParseTime reads an RFC 3339 time, or "now" (now).
@@ -179,16 +204,19 @@ func fields(ctx context.Context, d *Decoder, f *auditlog.Fact) (map[string]any, 
 }
 
 type entityAnswer struct {
-	Key     string     `json:"key"`
-	Found   bool       `json:"found"`
-	Source  string     `json:"source"` // "redis" or "index"
-	AsOf    string     `json:"asOf"`
-	ValidAt string     `json:"validAt"`
-	Entry   *EntryJSON `json:"entry,omitempty"` // the entry that held then (see EntryJSON)
+	Key     string `json:"key"`
+	Found   bool   `json:"found"`
+	Source  string `json:"source"` // "redis" or "index"
+	AsOf    string `json:"asOf"`
+	ValidAt string `json:"validAt"`
+	// Entry is the version that held then (named entry since before it
+	// carried its periods).
+	Entry *VersionJSON `json:"entry,omitempty"`
 }
 
 type historyAnswer struct {
 	Key      string        `json:"key"`
+	AsOf     string        `json:"asOf,omitempty"` // when only the versions believed then were asked for
 	Versions []VersionJSON `json:"versions"`
 	// Total is every version of the key; Offset is where Versions start
 	// in them, so a page is Versions[0] = version Offset.
@@ -205,7 +233,7 @@ func (h *Handler) entity(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	now := h.now()
 	q := r.URL.Query()
-	asOf, err := ParseTime(q.Get("asOf"), now)
+	asOf, err := ParseSystemTime(q.Get("asOf"))
 	if err != nil {
 		h.reply(w, http.StatusBadRequest, errorAnswer{"asOf: " + err.Error()})
 		return
@@ -215,7 +243,7 @@ func (h *Handler) entity(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, http.StatusBadRequest, errorAnswer{"validAt: " + err.Error()})
 		return
 	}
-	ans := entityAnswer{Key: key, AsOf: FormatTime(asOf), ValidAt: FormatTime(validAt)}
+	ans := entityAnswer{Key: key, AsOf: FormatSystemTime(asOf), ValidAt: FormatTime(validAt)}
 	current := !q.Has("asOf") && !q.Has("validAt")
 	if current && h.Current != nil {
 		ans.Source = "redis"
@@ -225,32 +253,35 @@ func (h *Handler) entity(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if ok {
-			f := auditlog.Fact{Log: c.Log, Entry: auditlog.Entry{Seq: c.Seq, SystemTime: c.SystemTime, ValidFrom: c.ValidFrom,
-				ValidTo: c.ValidTo, Op: auditlog.OpAssert, Key: c.Key, Payload: c.Payload}}
-			e, err := Entry(r.Context(), h.Decoder, &f)
+			// Redis keeps only what is believed now: the piece's bounds and
+			// since when, from the entry's recording time on.
+			v := auditlog.Version{ValidFrom: c.ValidFrom, ValidTo: c.ValidTo, SystemFrom: c.SystemFrom,
+				Fact: auditlog.Fact{Log: c.Log, Entry: auditlog.Entry{Seq: c.Seq, SystemTime: c.SystemTime, ValidFrom: c.ValidFrom,
+					ValidTo: c.ValidTo, Op: auditlog.OpAssert, Key: c.Key, Payload: c.Payload}}}
+			j, err := Version(r.Context(), h.Decoder, v)
 			if err != nil {
 				h.fail(w, err)
 				return
 			}
-			ans.Found, ans.Entry = true, &e
+			ans.Found, ans.Entry = true, &j
 		}
 	} else {
 		if !h.fresh(w) {
 			return
 		}
 		ans.Source = "index"
-		f, ok, err := h.Store.AsOf(asOf).ValidAt(validAt).Get([]byte(key))
+		v, ok, err := h.Store.AsOf(asOf).ValidAt(validAt).Get([]byte(key))
 		if err != nil {
 			h.fail(w, err)
 			return
 		}
 		if ok {
-			e, err := Entry(r.Context(), h.Decoder, &f)
+			j, err := Version(r.Context(), h.Decoder, v)
 			if err != nil {
 				h.fail(w, err)
 				return
 			}
-			ans.Found, ans.Entry = true, &e
+			ans.Found, ans.Entry = true, &j
 		}
 	}
 	code := http.StatusOK
@@ -283,12 +314,27 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.PathValue("key")
-	vs, err := h.Store.History([]byte(key))
+	ans := historyAnswer{Key: key, Versions: []VersionJSON{}}
+	var (
+		vs  []auditlog.Version
+		err error
+	)
+	if q := r.URL.Query(); q.Has("asOf") {
+		asOf, perr := ParseSystemTime(q.Get("asOf"))
+		if perr != nil {
+			h.reply(w, http.StatusBadRequest, errorAnswer{"asOf: " + perr.Error()})
+			return
+		}
+		ans.AsOf = FormatSystemTime(asOf)
+		vs, err = h.Store.AsOf(asOf).History([]byte(key))
+	} else {
+		vs, err = h.Store.History([]byte(key))
+	}
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	ans := historyAnswer{Key: key, Versions: []VersionJSON{}, Total: len(vs), Offset: offset}
+	ans.Total, ans.Offset = len(vs), offset
 	page := vs[min(offset, len(vs)):]
 	page = page[:min(limit, len(page))]
 	for _, v := range page {

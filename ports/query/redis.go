@@ -1,10 +1,12 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,19 +21,32 @@ import (
 //
 // Per entity it stores the belief timeline over valid time: pieces
 // [from, to) each owned by the entry that last asserted or retracted it,
-// retractions included (as tombstones). Apply merges an entry in with a
-// Lua script: over its valid period, every piece owned by an entry earlier
-// in the change logs' merged order (system time, log name, seq) gives way
-// to it, and every piece owned by a later or the same entry stays. That is
-// a pointwise maximum, so applying the same entries again, or entries of
-// several logs in any interleaving, gives the same value: a write with an
-// older or equal position never overwrites a newer one, which is what a
-// write made outside the Kafka transaction needs. Pieces that ended more
-// than the prune margin before the apply time are dropped; current reads
-// only look at valid time now.
+// retractions included (as tombstones), each with the system time since
+// which it has been believed with exactly those bounds - the version's
+// _system_from in auditlog's terms (see its "Bitemporal queries"). Apply
+// merges an entry in with a Lua script: over its valid period, every piece
+// owned by an entry earlier in the change logs' merged order (system time,
+// log name, seq) gives way to it, and every piece owned by a later or the
+// same entry stays. That is a pointwise maximum, so applying the same
+// entries again, or entries of several logs in any interleaving, gives the
+// same pieces: a write with an older or equal position never overwrites a
+// newer one, which is what a write made outside the Kafka transaction
+// needs. What is left of a piece an entry cut is believed since that
+// entry's system time.
+//
+// The bounds, owners and payloads never depend on the order entries
+// arrive in; the believed-since times are exact when each entity's entries
+// arrive in merged order, as the runtime applies them (Apply sorts each
+// call). An entry applied after a later one of the same entity cannot
+// know every entry that cut it before, and takes its pieces as believed
+// since the later neighbours' system times, which can be later than the
+// index's answer. Pieces that ended more than the prune margin before the
+// apply time are dropped; current reads only look at valid time now.
 //
 // The value is text, one piece per line: "from to system log seq op
-// payload", to "-" when open, payload in base64 ("-" when empty).
+// payload since", to "-" when open, payload in base64 ("-" when empty);
+// a line without since (written before it was kept) is believed since its
+// entry's system time.
 type RedisStore struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -71,7 +86,7 @@ local function parse(s)
   for line in string.gmatch(s, "[^\n]+") do
     local f = {}
     for w in string.gmatch(line, "[^ ]+") do f[#f+1] = w end
-    out[#out+1] = {vf=f[1], vt=f[2], sys=f[3], log=f[4], seq=f[5], op=f[6], p=f[7]}
+    out[#out+1] = {vf=f[1], vt=f[2], sys=f[3], log=f[4], seq=f[5], op=f[6], p=f[7], since=f[8] or f[3]}
   end
   return out
 end
@@ -90,11 +105,12 @@ local function before(p, q)
   if p.log ~= q.log then return bytesLess(p.log, q.log) end
   return tonumber(p.seq) < tonumber(q.seq)
 end
-local function with(p, vf, vt)
-  return {vf=vf, vt=vt, sys=p.sys, log=p.log, seq=p.seq, op=p.op, p=p.p}
+local function with(p, vf, vt, since)
+  return {vf=vf, vt=vt, sys=p.sys, log=p.log, seq=p.seq, op=p.op, p=p.p, since=since}
 end
+local function later(x, y) if tonumber(y) > tonumber(x) then return y end return x end
 
-local new = {vf=ARGV[1], vt=ARGV[2], sys=ARGV[3], log=ARGV[4], seq=ARGV[5], op=ARGV[6], p=ARGV[7]}
+local new = {vf=ARGV[1], vt=ARGV[2], sys=ARGV[3], log=ARGV[4], seq=ARGV[5], op=ARGV[6], p=ARGV[7], since=ARGV[3]}
 local a, b = tonumber(new.vf), stop(new)
 if b <= a then return 0 end
 local old = redis.call("GET", KEYS[1])
@@ -104,21 +120,32 @@ for _, p in ipairs(parse(old)) do
   if pb <= a or pa >= b then
     out[#out+1] = p
   elseif before(p, new) then
-    if pa < a then out[#out+1] = with(p, p.vf, new.vf) end
-    if pb > b then out[#out+1] = with(p, new.vt, p.vt) end
+    local since = later(p.since, new.sys)
+    if pa < a then out[#out+1] = with(p, p.vf, new.vf, since) end
+    if pb > b then out[#out+1] = with(p, new.vt, p.vt, since) end
   else
     out[#out+1] = p
     held[#held+1] = p
   end
 end
 table.sort(held, function(x, y) return tonumber(x.vf) < tonumber(y.vf) end)
-local at, atText = a, new.vf
+-- What the held pieces leave of the new entry's period is its own; where
+-- a later entry's piece cut it, it is believed since that entry at least.
+local at, atText, cut = a, new.vf, nil
 for _, h in ipairs(held) do
   local ha, hb = tonumber(h.vf), stop(h)
-  if ha > at then out[#out+1] = with(new, atText, h.vf) end
-  if hb > at then at, atText = hb, h.vt end
+  if ha > at then
+    local since = new.sys
+    if cut then since = later(since, cut.sys) end
+    out[#out+1] = with(new, atText, h.vf, later(since, h.sys))
+  end
+  if hb > at then at, atText, cut = hb, h.vt, h end
 end
-if at < b then out[#out+1] = with(new, atText, new.vt) end
+if at < b then
+  local since = new.sys
+  if cut then since = later(since, cut.sys) end
+  out[#out+1] = with(new, atText, new.vt, since)
+end
 local prune = ARGV[8]
 local kept = {}
 for _, p in ipairs(out) do
@@ -127,7 +154,7 @@ end
 table.sort(kept, function(x, y) return tonumber(x.vf) < tonumber(y.vf) end)
 local lines = {}
 for i, p in ipairs(kept) do
-  lines[i] = table.concat({p.vf, p.vt, p.sys, p.log, p.seq, p.op, p.p}, " ")
+  lines[i] = table.concat({p.vf, p.vt, p.sys, p.log, p.seq, p.op, p.p, p.since}, " ")
 end
 local value = table.concat(lines, "\n")
 if value == (old or "") then return 0 end
@@ -142,6 +169,11 @@ func (s *RedisStore) Apply(ctx context.Context, facts ...auditlog.Fact) error {
 	if len(facts) == 0 {
 		return nil
 	}
+	// In merged order each entity's believed-since times come out exact.
+	facts = slices.Clone(facts)
+	slices.SortStableFunc(facts, func(a, b auditlog.Fact) int {
+		return cmp.Or(cmp.Compare(a.SystemTime, b.SystemTime), strings.Compare(a.Log, b.Log), cmp.Compare(a.Seq, b.Seq))
+	})
 	prune := strconv.FormatInt(s.now().Add(-s.margin).UnixMicro(), 10)
 	if s.margin < 0 {
 		prune = "-"
@@ -201,6 +233,7 @@ type Current struct {
 	SystemTime int64 // when the entry was recorded
 	ValidFrom  int64 // the part of the entry's valid period still believed
 	ValidTo    int64 // 0 = open
+	SystemFrom int64 // since when that part has been believed (see RedisStore)
 	Payload    []byte
 }
 
@@ -217,7 +250,10 @@ func (s *RedisStore) Get(ctx context.Context, key []byte, validAt int64) (Curren
 	}
 	for _, line := range strings.Split(v, "\n") {
 		f := strings.Split(line, " ")
-		if len(f) != 7 {
+		if len(f) == 7 {
+			f = append(f, f[2]) // written before since was kept
+		}
+		if len(f) != 8 {
 			return Current{}, false, fmt.Errorf("query: redis value of %q: bad piece %q", key, line)
 		}
 		vf, err1 := strconv.ParseInt(f[0], 10, 64)
@@ -228,7 +264,8 @@ func (s *RedisStore) Get(ctx context.Context, key []byte, validAt int64) (Curren
 		}
 		sys, err3 := strconv.ParseInt(f[2], 10, 64)
 		seq, err4 := strconv.ParseUint(f[4], 10, 64)
-		if err := errors.Join(err1, err2, err3, err4); err != nil {
+		since, err5 := strconv.ParseInt(f[7], 10, 64)
+		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 			return Current{}, false, fmt.Errorf("query: redis value of %q: %w", key, err)
 		}
 		if validAt < vf || (vt != 0 && validAt >= vt) {
@@ -237,7 +274,7 @@ func (s *RedisStore) Get(ctx context.Context, key []byte, validAt int64) (Curren
 		if f[5] != string(auditlog.OpAssert) {
 			return Current{}, false, nil
 		}
-		c := Current{Key: key, Log: f[3], Seq: seq, SystemTime: sys, ValidFrom: vf, ValidTo: vt}
+		c := Current{Key: key, Log: f[3], Seq: seq, SystemTime: sys, ValidFrom: vf, ValidTo: vt, SystemFrom: since}
 		if f[6] != "-" {
 			if c.Payload, err = base64.StdEncoding.DecodeString(f[6]); err != nil {
 				return Current{}, false, fmt.Errorf("query: redis value of %q: payload: %w", key, err)
