@@ -256,6 +256,18 @@
 // Position.String gives the stable form used in provenance and dead-letter
 // headers, e.g. "lsn=34078720,txId=601" or "trail=00000000000000000000143".
 //
+// # Row images
+//
+// RowDecoder[T] reads the images into a handler's row type, with the result
+// encoding/json's Unmarshal gives (FuzzRowDecoder compares the two), from a
+// plan made once for T: struct fields by tag or name, exact match first,
+// then case-insensitive; pointers, bool, integers and floats with
+// encoding/json's range errors, strings with invalid UTF-8 replaced.
+// Other field types (slices, maps, time.Time, json.Number) are read by
+// their UnmarshalJSON or by encoding/json from the field's bytes. Strings,
+// pointer targets and rows come from chunks shared by many rows, so a row
+// costs no allocation of its own.
+//
 // # Errors
 //
 // Every decode failure of the input is a *DecodeError that matches

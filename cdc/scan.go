@@ -1,7 +1,9 @@
 package cdc
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -61,9 +63,7 @@ func (s *scanner) str() (start, end int, escaped bool, err error) {
 	s.i++
 	start = s.i
 	for {
-		for s.i < len(s.b) && plain[s.b[s.i]] {
-			s.i++
-		}
+		s.i = skipPlain(s.b, s.i)
 		if s.i >= len(s.b) {
 			return 0, 0, false, s.unexpected("")
 		}
@@ -96,6 +96,27 @@ func (s *scanner) str() (start, end int, escaped bool, err error) {
 			return 0, 0, false, s.unexpected("a printable character")
 		}
 	}
+}
+
+// skipPlain returns the index of the first byte at or after i that ends a
+// run of plain string bytes. It tests eight bytes at a time: (v-ones)&^v
+// flags the zero bytes of v, exactly for the lowest one (a borrow only
+// runs upwards), and v is the word less 0x20 (control characters), xor
+// '"' and xor '\\'.
+func skipPlain(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		m := ((x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs) & highs
+		if m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
 }
 
 func unhex(c byte) int {

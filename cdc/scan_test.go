@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -64,6 +65,30 @@ func TestScannerInt(t *testing.T) {
 		}
 		if !tt.ok && err == nil && s.i == len(s.b) {
 			t.Errorf("int(%s) = %d, nil; want an error", tt.in, got)
+		}
+	}
+}
+
+// skipPlain must stop exactly where the byte-by-byte loop does, for every
+// byte value at every place within and around its eight-byte words.
+func TestSkipPlain(t *testing.T) {
+	naive := func(b []byte, i int) int {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		return i
+	}
+	for n := 0; n <= 19; n++ {
+		for at := 0; at < n; at++ {
+			for c := 0; c < 256; c++ {
+				b := bytes.Repeat([]byte{0xe9}, n) // plain, and above 0x7f
+				b[at] = byte(c)
+				for start := 0; start <= at; start++ {
+					if got, want := skipPlain(b, start), naive(b, start); got != want {
+						t.Fatalf("byte %#x at %d of %d from %d: skipPlain = %d, want %d", c, at, n, start, got, want)
+					}
+				}
+			}
 		}
 	}
 }

@@ -138,15 +138,119 @@ func TestChainOrder(t *testing.T) {
 	}
 }
 
-func BenchmarkTypedProjection(b *testing.B) {
-	f := Typed(Projection(rowKey))
-	c := change(cdc.OpUpdate, `{"id":3}`, `{"id":3,"name":"old name of the row"}`, `{"id":3,"name":"new name of the row"}`)
-	var out []Output
-	b.ReportAllocs()
-	for b.Loop() {
+// inventoryRow and the images below are the example product's, as the
+// pipeline benchmark sends them.
+type inventoryRow struct {
+	ID          int32    `json:"id"`
+	Name        string   `json:"name"`
+	Description *string  `json:"description"`
+	Weight      *float64 `json:"weight"`
+}
+
+func inventoryKey(r *inventoryRow) string { return strconv.Itoa(int(r.ID)) }
+
+var inventoryUpdate = change(cdc.OpUpdate, `{"id":1042}`,
+	`{"id":1042,"name":"hammer","description":"16oz carpenter's hammer","weight":1.0}`,
+	`{"id":1042,"name":"hammer","description":"18oz carpenter hammer","weight":42.5}`)
+
+// typedEncodingJSON is Typed as it was before cdc.RowDecoder: every image
+// through json.Unmarshal into its own allocation. It is the benchmark's
+// baseline.
+func typedEncodingJSON[In, Out any](h Handler[In, Out]) Func {
+	dec := func(raw json.RawMessage) (*In, error) {
+		if len(raw) == 0 || string(raw) == "null" {
+			return nil, nil
+		}
+		v := new(In)
+		if err := json.Unmarshal(raw, v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+	return func(ctx context.Context, c *cdc.Change, out []Output) ([]Output, error) {
+		tc := Change[In]{Change: c}
 		var err error
-		if out, err = f(context.Background(), c, out[:0]); err != nil {
-			b.Fatal(err)
+		if tc.Before, err = dec(c.Before); err != nil {
+			return out, err
+		}
+		if tc.After, err = dec(c.After); err != nil {
+			return out, err
+		}
+		if isObject(c.Key) {
+			if tc.Key, err = dec(c.Key); err != nil {
+				return out, err
+			}
+		}
+		recs, err := h(ctx, tc)
+		if err != nil {
+			return out, err
+		}
+		for _, r := range recs {
+			out = append(out, Output{Key: r.Key, ValidFrom: r.ValidFrom, ValidTo: r.ValidTo, Deleted: r.Deleted, Value: r.Value})
+		}
+		return out, nil
+	}
+}
+
+// BenchmarkTyped runs the Projection handler on the pipeline benchmark's
+// update (key, before and after images) through the typed adapter, against
+// the encoding/json adapter it replaced. after-only is an insert: the cost
+// of one image less.
+func BenchmarkTyped(b *testing.B) {
+	insert := change(cdc.OpCreate, `{"id":1042}`, "", string(inventoryUpdate.After))
+	for _, bm := range []struct {
+		name string
+		f    Func
+		c    *cdc.Change
+	}{
+		{"encoding-json", typedEncodingJSON(Projection(inventoryKey)), inventoryUpdate},
+		{"plan", Typed(Projection(inventoryKey)), inventoryUpdate},
+		{"encoding-json/after-only", typedEncodingJSON(Projection(inventoryKey)), insert},
+		{"plan/after-only", Typed(Projection(inventoryKey)), insert},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			var out []Output
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if out, err = bm.f(context.Background(), bm.c, out[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestTypedMatchesEncodingJSON(t *testing.T) {
+	var got, want []Output
+	var err error
+	if got, err = Typed(Projection(inventoryKey))(context.Background(), inventoryUpdate, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want, err = typedEncodingJSON(Projection(inventoryKey))(context.Background(), inventoryUpdate, nil); err != nil {
+		t.Fatal(err)
+	}
+	g, w := got[0].Value.(inventoryRow), want[0].Value.(inventoryRow)
+	if len(got) != 1 || got[0].Key != want[0].Key || g.ID != w.ID || g.Name != w.Name || *g.Description != *w.Description || *g.Weight != *w.Weight {
+		t.Fatalf("got %+v, encoding/json gives %+v", got, want)
+	}
+}
+
+// A row that does not fit says which image and which field.
+func TestTypedRowErrorNamesField(t *testing.T) {
+	f := Typed(Projection(inventoryKey))
+	for _, tt := range []struct {
+		c    *cdc.Change
+		want string
+	}{
+		{change(cdc.OpCreate, "", "", `{"id":1,"weight":"heavy"}`), "after.weight"},
+		{change(cdc.OpUpdate, "", `{"id":2147483648}`, `{"id":1}`), "before.id"},
+		{change(cdc.OpDelete, `{"id":"1"}`, "", ""), "key.id"},
+		{change(cdc.OpCreate, "", "", `{"id":1`), "after"},
+	} {
+		_, err := f(context.Background(), tt.c, nil)
+		if !errors.Is(err, ErrRowDecode) || !strings.Contains(err.Error(), ": "+tt.want) {
+			t.Errorf("error %v, want ErrRowDecode naming %s", err, tt.want)
 		}
 	}
 }
