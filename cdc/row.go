@@ -61,10 +61,10 @@ type rowState[T any] struct {
 // Chunk sizes: big enough that allocations are rare, small enough that
 // what a kept row pins stays small.
 const (
-	textChunk  = 2048 // bytes of strings
-	wordChunk  = 64   // targets of pointers to bool, numbers
-	strChunk   = 32   // targets of pointers to strings
-	valueChunk = 2048 // bytes of rows, for New
+	rowTextChunk = 2048 // bytes of strings
+	wordChunk    = 64   // targets of pointers to bool, numbers
+	strChunk     = 32   // targets of pointers to strings
+	valueChunk   = 2048 // bytes of rows, for New
 )
 
 // NewRowDecoder makes the plan for T.
@@ -372,7 +372,7 @@ func (rd *rowReader) str(raw []byte, esc bool) string {
 		return ""
 	}
 	if need := 3 * len(raw); cap(rd.text)-len(rd.text) < need {
-		rd.text = make([]byte, 0, max(textChunk, need))
+		rd.text = make([]byte, 0, max(rowTextChunk, need))
 	}
 	start := len(rd.text)
 	rd.text = appendStringValue(rd.text, raw, esc)
