@@ -556,6 +556,17 @@ func FuzzDecodeDebeziumAvro(f *testing.F) {
 		if len(keyBody) > 0 {
 			key = header(fx.ids["key"], keyBody)
 		}
+		// Reading the bytes straight into JSON gives what rendering
+		// hamba's map of them gave.
+		for _, wire := range [][]byte{key, value} {
+			viaMap, mapErr, direct, directErr := cdc.AvroRenderings(ctx, registrySource{fx.reg}, wire)
+			if mapErr == nil && (directErr != nil || !bytes.Equal(viaMap, direct)) {
+				t.Fatalf("%x: through a map %s, read directly %s (%v)", wire, viaMap, direct, directErr)
+			}
+			if mapErr != nil && directErr == nil {
+				t.Fatalf("%x: through a map: %v; read directly %s", wire, mapErr, direct)
+			}
+		}
 		out, err := fx.dec.DecodeAll(ctx, key, value, nil)
 		if err != nil {
 			var de *cdc.DecodeError

@@ -208,7 +208,7 @@ func mismatch(t *avroType, v any) error {
 // appendAvroInt renders an int or long, as a number or, for the time
 // logical types, as an ISO 8601 string.
 func appendAvroInt(dst []byte, t *avroType, v any) ([]byte, error) {
-	meaning, unit := timeSemantics(t)
+	meaning, _ := timeSemantics(t)
 	switch x := v.(type) {
 	case time.Time:
 		switch meaning {
@@ -230,6 +230,12 @@ func appendAvroInt(dst []byte, t *avroType, v any) ([]byte, error) {
 	if !ok {
 		return dst, mismatch(t, v)
 	}
+	return appendAvroInteger(dst, t, n)
+}
+
+// appendAvroInteger renders the integer form of an int or long.
+func appendAvroInteger(dst []byte, t *avroType, n int64) ([]byte, error) {
+	meaning, unit := timeSemantics(t)
 	switch meaning {
 	case asDate:
 		if n > math.MaxInt64/86400 || n < math.MinInt64/86400 {

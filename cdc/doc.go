@@ -91,10 +91,10 @@
 //
 // The same envelopes written by Confluent's AvroConverter: key and value
 // are each the Confluent wire format (magic byte 0, the schema id as four
-// big-endian bytes, the Avro body). cdc has no Avro codec: NewDecoder needs
-// WithAvro(src), where src is an AvroSource:
+// big-endian bytes, the Avro body). NewDecoder needs WithAvro(src), where
+// src is an AvroSource:
 //
-//	DecodeMap(ctx, wire) (id, fields, err)  decode with the writer schema the id names
+//	DecodeMap(ctx, wire) (id, fields, err)  decode with the writer schema the id names (meshlet-avro)
 //	SchemaText(ctx, id) (string, err)        the writer schema's JSON, as registered
 //
 // The runtime builds it on schemas.Registry, whose DecodeMap already has
@@ -105,11 +105,15 @@
 // unwrapped by ErrMalformed, for the runtime to retry. Parsed schemas are
 // cached per id.
 //
-// The decoded map is rendered as JSON following the writer schema, then
-// read exactly as debezium-json, with the value schema's full name standing
-// in for the JSON wrapper's schema name; the rendered key is kept as the
-// Key. Unions may come as the branch's value or as hamba/avro's one-entry
-// {"branch name": value} map. What the values become:
+// The body is read with the writer schema straight into JSON, with no map
+// of Go values in between and package schemas' limits (64 levels, 1 MiB
+// per string or bytes, 100,000 array and map elements per record, no
+// trailing bytes); the fuzz target holds the result to what rendering
+// hamba/avro's map of the same bytes gives. The JSON is then read exactly
+// as debezium-json, with the value schema's full name standing in for the
+// JSON wrapper's schema name; the rendered key is kept as the Key. Map
+// keys are sorted, and a key sent twice keeps its last value. What the
+// values become:
 //
 //	null, boolean, int, long, string, enum  null, true/false, number, string
 //	float, double                           shortest exact number; NaN and
