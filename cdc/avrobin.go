@@ -31,6 +31,28 @@ type avroBinary struct {
 	i     int
 	items int    // elements left in the record's budget
 	tmp   []byte // rendered map values, to be sorted by key
+
+	// lenient keeps reading past a value that was read whole but cannot
+	// be rendered (a decimal beyond its scale's range, a time out of
+	// range), noting the first such error in unrendered: a reader that
+	// may not need the rendering decides later.
+	lenient    bool
+	unrendered error
+}
+
+// rendered passes on the outcome of rendering one value whose bytes were
+// all read.
+func (r *avroBinary) rendered(dst, out []byte, err error) ([]byte, error) {
+	if err == nil {
+		return out, nil
+	}
+	if r.lenient {
+		if r.unrendered == nil {
+			r.unrendered = err
+		}
+		return dst, nil
+	}
+	return dst, err
 }
 
 // appendAvroBinary renders body, one value of the record type t with no
@@ -80,7 +102,8 @@ func (r *avroBinary) value(dst []byte, t *avroType, depth int) ([]byte, error) {
 		if err != nil {
 			return dst, err
 		}
-		return appendAvroInteger(dst, t, n)
+		out, err := appendAvroInteger(dst, t, n)
+		return r.rendered(dst, out, err)
 	case avroFloat:
 		b, err := r.fixed(4)
 		if err != nil {
@@ -120,7 +143,8 @@ func (r *avroBinary) value(dst []byte, t *avroType, depth int) ([]byte, error) {
 			return dst, err
 		}
 		if t.logical == "decimal" || t.connect == connectDecimal {
-			return appendAvroDecimal(dst, t, b)
+			out, err := appendAvroDecimal(dst, t, b)
+			return r.rendered(dst, out, err)
 		}
 		dst = append(dst, '"')
 		dst = base64.StdEncoding.AppendEncode(dst, b)
@@ -294,14 +318,14 @@ func (r *avroBinary) variableScale(dst []byte, t *avroType, depth int) ([]byte, 
 		}
 	}
 	if !hasScale || scale < math.MinInt32 || scale > math.MaxInt32 {
-		return dst, &DecodeError{Field: "scale", Reason: "want an int"}
+		return r.rendered(dst, nil, &DecodeError{Field: "scale", Reason: "want an int"})
 	}
 	if !hasValue {
-		return dst, &DecodeError{Field: "value", Reason: "want bytes"}
+		return r.rendered(dst, nil, &DecodeError{Field: "value", Reason: "want bytes"})
 	}
 	unscaled, err := twosComplement(value)
 	if err != nil {
-		return dst, within(err, "value")
+		return r.rendered(dst, nil, within(err, "value"))
 	}
 	return appendDecimal(dst, unscaled, int(scale)), nil
 }

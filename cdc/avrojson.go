@@ -410,6 +410,22 @@ func appendAvroDecimal(dst []byte, t *avroType, v any) ([]byte, error) {
 			return dst, mismatch(t, v)
 		}
 	}
+	if len(b) <= 8 {
+		// Most decimals fit an int64: no big.Int needed.
+		var n int64
+		if len(b) > 0 && b[0]&0x80 != 0 {
+			n = -1
+		}
+		for _, c := range b {
+			n = n<<8 | int64(c)
+		}
+		var digits [20]byte
+		u := uint64(n)
+		if n < 0 {
+			u = -u
+		}
+		return appendDecimalDigits(dst, n < 0, strconv.AppendUint(digits[:0], u, 10), t.scale), nil
+	}
 	unscaled, err := twosComplement(b)
 	if err != nil {
 		return dst, err
@@ -451,11 +467,16 @@ func twosComplement(b []byte) (*big.Int, error) {
 // digits get an exponent, so that a tiny value with a huge scale cannot
 // blow up into a huge string.
 func appendDecimal(dst []byte, unscaled *big.Int, scale int) []byte {
-	if unscaled.Sign() < 0 {
+	return appendDecimalDigits(dst, unscaled.Sign() < 0, new(big.Int).Abs(unscaled).Append(nil, 10), scale)
+}
+
+// appendDecimalDigits writes the decimal whose unscaled magnitude has the
+// given digits; see appendDecimal.
+func appendDecimalDigits(dst []byte, neg bool, digits []byte, scale int) []byte {
+	if neg {
 		dst = append(dst, '-')
 	}
-	digits := new(big.Int).Abs(unscaled).Append(nil, 10)
-	zero := unscaled.Sign() == 0
+	zero := len(digits) == 1 && digits[0] == '0'
 	switch {
 	case scale <= 0:
 		dst = append(dst, digits...)

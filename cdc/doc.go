@@ -161,7 +161,9 @@
 // entity key as a JSON string, e.g. "42"; a missing or non-UTF-8 key is
 // malformed. After renders the row fields (meta fields removed) exactly as
 // debezium-avro renders values: decimals as exact numbers, timestamps in
-// RFC 3339. CommitTime is _valid_from, so B's records keep A's valid time
+// RFC 3339; the event is read straight from its bytes, as debezium-avro
+// reads, and the source's DecodeMap only describes an event that cannot
+// be read. CommitTime is _valid_from, so B's records keep A's valid time
 // unless B's handler sets its own. Source.Connector is "meshlet" and
 // Source.Name the published record's full name; Position is empty, since A
 // publishes exactly once and B reads committed, so there are no re-sends to
