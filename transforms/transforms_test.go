@@ -138,6 +138,19 @@ func TestChainOrder(t *testing.T) {
 	}
 }
 
+func BenchmarkTypedProjection(b *testing.B) {
+	f := Typed(Projection(rowKey))
+	c := change(cdc.OpUpdate, `{"id":3}`, `{"id":3,"name":"old name of the row"}`, `{"id":3,"name":"new name of the row"}`)
+	var out []Output
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if out, err = f(context.Background(), c, out[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // inventoryRow and the images below are the example product's, as the
 // pipeline benchmark sends them.
 type inventoryRow struct {
