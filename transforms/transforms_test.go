@@ -218,8 +218,8 @@ func BenchmarkTyped(b *testing.B) {
 	}{
 		{"encoding-json", typedEncodingJSON(Projection(inventoryKey)), inventoryUpdate},
 		{"plan", Typed(Projection(inventoryKey)), inventoryUpdate},
-		{"encoding-json/after-only", typedEncodingJSON(Projection(inventoryKey)), insert},
-		{"plan/after-only", Typed(Projection(inventoryKey)), insert},
+		{"encoding-json-after-only", typedEncodingJSON(Projection(inventoryKey)), insert},
+		{"plan-after-only", Typed(Projection(inventoryKey)), insert},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			var out []Output
