@@ -17,8 +17,7 @@ import (
 // RowDecoder reads row images (Change.Before, After and Key) into values of
 // one Go type, with the result encoding/json's Unmarshal would give, but
 // from a plan made once for the type: per image there is no lookup by
-// reflection, no second validation pass, and the strings of an image share
-// one allocation.
+// reflection, no second validation pass, and no allocation of its own.
 //
 // The plan covers what row types are made of: structs (fields matched by
 // their json tag or name, exactly, else case-insensitively, as
@@ -127,12 +126,8 @@ func (d *RowDecoder[T]) state() *rowState[T] {
 // jsonError turns an encoding/json error into a DecodeError that names the
 // field when encoding/json does.
 func jsonError(err error) error {
-	var te *json.UnmarshalTypeError
-	if e, ok := err.(*json.UnmarshalTypeError); ok {
-		te = e
-	}
 	de := &DecodeError{Reason: err.Error(), Err: err}
-	if te != nil {
+	if te, ok := err.(*json.UnmarshalTypeError); ok {
 		de.Field = te.Field
 	}
 	return de
