@@ -260,7 +260,9 @@
 // LSN sorts first), then EventSerialNo; ogg by Trail as a number. Other
 // connectors (canal, maxwell) are an error rather than a guess.
 // Position.String gives the stable form used in provenance and dead-letter
-// headers, e.g. "lsn=34078720,txId=601" or "trail=00000000000000000000143".
+// headers, e.g. "lsn=34078720,txId=601" or "trail=00000000000000000000143";
+// AppendText writes the same into a caller's buffer without allocating,
+// and IsZero says whether there is a position at all (String gives "").
 //
 // # Row images
 //
