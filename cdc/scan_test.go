@@ -3,6 +3,7 @@ package cdc
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"testing"
 )
 
@@ -89,6 +90,44 @@ func TestSkipPlain(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// int reads what strconv.ParseInt reads from a JSON integer, stops where
+// the number ends, and refuses fractions, exponents and overflow, on the
+// one-pass path for short integers and the careful one alike.
+func TestScannerIntOnePass(t *testing.T) {
+	lits := []string{"0", "-0", "7", "-7", "1596010889629", "-1596010889629", "123456789012345678", "-123456789012345678",
+		"1234567890123456789", "9223372036854775807", "-9223372036854775808", "9223372036854775808", "-9223372036854775809",
+		"99999999999999999999", "1.5", "1e3", "1E3", "-", "null", "\"1\"", "true"}
+	for _, lit := range lits {
+		for _, after := range []string{"", ",", "}", " ", "x"} {
+			s := scanner{b: []byte(lit + after)}
+			got, err := s.int()
+			want, perr := strconv.ParseInt(lit, 10, 64)
+			switch {
+			case lit == "null":
+				if err != nil || got != 0 || s.i != 4 {
+					t.Errorf("%q: %d, %v at %d", lit+after, got, err, s.i)
+				}
+			case perr != nil:
+				if err == nil {
+					t.Errorf("%q: %d, want an error", lit+after, got)
+				}
+			default:
+				if err != nil || got != want || s.i != len(lit) {
+					t.Errorf("%q: %d, %v at %d; want %d at %d", lit+after, got, err, s.i, want, len(lit))
+				}
+			}
+		}
+	}
+	// JSON has no leading zeros: only the 0 is read, and the caller then
+	// finds the next digit unexpected.
+	for _, lit := range []string{"01", "-01", "00", "0123456789"} {
+		s := scanner{b: []byte(lit)}
+		if got, err := s.int(); err != nil || got != 0 || s.b[s.i-1] != '0' || s.i == len(lit) {
+			t.Errorf("%q: %d, %v, stopped at %d", lit, got, err, s.i)
 		}
 	}
 }
