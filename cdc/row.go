@@ -575,6 +575,13 @@ func ascii(b []byte) bool {
 // encoding/json's limits: strconv's syntax and range for the field's size.
 func (rd *rowReader) number(plan *valuePlan, p unsafe.Pointer) error {
 	s := &rd.s
+	if plan.kind == planInt || plan.kind == planUint && s.peek() != '-' {
+		// Most integers are short enough to read in one pass.
+		start := s.i
+		if n, ok := s.shortInt(); ok {
+			return storeInt(plan, p, n, s.b[start:s.i])
+		}
+	}
 	a, b, integer, err := s.num()
 	if err != nil {
 		return err
@@ -583,19 +590,10 @@ func (rd *rowReader) number(plan *valuePlan, p unsafe.Pointer) error {
 	switch plan.kind {
 	case planInt:
 		n, ok := parseInt(lit, integer)
-		if shift := 64 - plan.bits; !ok || n<<shift>>shift != n {
+		if !ok {
 			return rangeError(lit, plan.typ)
 		}
-		switch plan.bits {
-		case 8:
-			*(*int8)(p) = int8(n)
-		case 16:
-			*(*int16)(p) = int16(n)
-		case 32:
-			*(*int32)(p) = int32(n)
-		default:
-			*(*int64)(p) = n
-		}
+		return storeInt(plan, p, n, lit)
 	case planUint:
 		n, ok := parseUint(lit, integer)
 		if !ok || plan.bits < 64 && n>>plan.bits != 0 {
@@ -626,6 +624,29 @@ func (rd *rowReader) number(plan *valuePlan, p unsafe.Pointer) error {
 		} else {
 			*(*float64)(p) = f
 		}
+	}
+	return nil
+}
+
+// storeInt writes n, read from lit, into an integer field of the plan's
+// size, or says it does not fit. An unsigned field gets only n >= 0.
+func storeInt(plan *valuePlan, p unsafe.Pointer, n int64, lit []byte) error {
+	if plan.kind == planUint {
+		if n < 0 || plan.bits < 64 && n>>plan.bits != 0 {
+			return rangeError(lit, plan.typ)
+		}
+	} else if shift := 64 - plan.bits; n<<shift>>shift != n {
+		return rangeError(lit, plan.typ)
+	}
+	switch plan.bits {
+	case 8:
+		*(*int8)(p) = int8(n)
+	case 16:
+		*(*int16)(p) = int16(n)
+	case 32:
+		*(*int32)(p) = int32(n)
+	default:
+		*(*int64)(p) = n
 	}
 	return nil
 }
@@ -722,7 +743,7 @@ func appendStringValue(dst, raw []byte, esc bool) []byte {
 	} else {
 		dst = append(dst, raw...)
 	}
-	if utf8.Valid(dst[start:]) {
+	if ascii(dst[start:]) || utf8.Valid(dst[start:]) {
 		return dst
 	}
 	bad := append([]byte(nil), dst[start:]...)
