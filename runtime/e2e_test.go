@@ -61,7 +61,7 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(func() { reg.Close() })
 
 	handler := func(ctx context.Context, c transforms.Change[inventory.Row]) ([]transforms.Record[inventory.Product], error) {
-		if c.After != nil && c.After.ID == panicID {
+		if after := c.After(); after != nil && after.ID == panicID {
 			var m map[string]int
 			m["boom"]++ // a real bug: write to a nil map
 		}

@@ -91,7 +91,7 @@ func TestTypedPassesValidTimes(t *testing.T) {
 		if c.CommitTime.UnixMilli() != 1596001099434 {
 			t.Errorf("commit time not passed through: %v", c.CommitTime)
 		}
-		return []Record[row]{{Key: "k", ValidFrom: from, ValidTo: to, Value: *c.After}}, nil
+		return []Record[row]{{Key: "k", ValidFrom: from, ValidTo: to, Value: *c.After()}}, nil
 	})
 	out, err := f(context.Background(), change(cdc.OpCreate, "", "", `{"id":1}`), nil)
 	if err != nil {
@@ -181,20 +181,20 @@ func typedEncodingJSON[In, Out any](h Handler[In, Out]) Func {
 		return v, nil
 	}
 	return func(ctx context.Context, c *cdc.Change, out []Output) ([]Output, error) {
-		tc := Change[In]{Change: c}
+		r := &rows[In]{read: readBefore | readAfter | readKey}
 		var err error
-		if tc.Before, err = dec(c.Before); err != nil {
+		if r.before, err = dec(c.Before); err != nil {
 			return out, err
 		}
-		if tc.After, err = dec(c.After); err != nil {
+		if r.after, err = dec(c.After); err != nil {
 			return out, err
 		}
 		if isObject(c.Key) {
-			if tc.Key, err = dec(c.Key); err != nil {
+			if r.key, err = dec(c.Key); err != nil {
 				return out, err
 			}
 		}
-		recs, err := h(ctx, tc)
+		recs, err := h(ctx, Change[In]{Change: c, rows: r})
 		if err != nil {
 			return out, err
 		}
@@ -251,7 +251,12 @@ func TestTypedMatchesEncodingJSON(t *testing.T) {
 
 // A row that does not fit says which image and which field.
 func TestTypedRowErrorNamesField(t *testing.T) {
-	f := Typed(Projection(inventoryKey))
+	readAll := Typed(func(_ context.Context, c Change[inventoryRow]) ([]Record[inventoryRow], error) {
+		c.Before()
+		c.After()
+		c.Key()
+		return nil, nil
+	})
 	for _, tt := range []struct {
 		c    *cdc.Change
 		want string
@@ -261,10 +266,48 @@ func TestTypedRowErrorNamesField(t *testing.T) {
 		{change(cdc.OpDelete, `{"id":"1"}`, "", ""), "key.id"},
 		{change(cdc.OpCreate, "", "", `{"id":1`), "after"},
 	} {
-		_, err := f(context.Background(), tt.c, nil)
+		_, err := readAll(context.Background(), tt.c, nil)
 		if !errors.Is(err, ErrRowDecode) || !strings.Contains(err.Error(), ": "+tt.want) {
 			t.Errorf("error %v, want ErrRowDecode naming %s", err, tt.want)
 		}
+	}
+}
+
+// Images are read when the handler asks: an old row Projection never
+// looks at is never decoded, so it cannot fail the change; one it does
+// read fails it even if the handler carries on.
+func TestTypedDecodesOnlyWhatTheHandlerReads(t *testing.T) {
+	badBefore := change(cdc.OpUpdate, "", `{"id":"not a number"}`, `{"id":3,"name":"new"}`)
+	out, err := Typed(Projection(inventoryKey))(context.Background(), badBefore, nil)
+	if err != nil || len(out) != 1 || out[0].Key != "3" {
+		t.Fatalf("update with an unread bad old row: %v %+v", err, out)
+	}
+	var after *inventoryRow
+	ignoring := Typed(func(_ context.Context, c Change[inventoryRow]) ([]Record[inventoryRow], error) {
+		after = c.After()
+		return []Record[inventoryRow]{{Key: "made up"}}, nil
+	})
+	out, err = ignoring(context.Background(), change(cdc.OpCreate, "", "", `{"id":"x"}`), nil)
+	if !errors.Is(err, ErrRowDecode) || len(out) != 0 || after != nil {
+		t.Fatalf("a row that does not fit: err %v, outputs %+v, After %v", err, out, after)
+	}
+	// A second read returns the same row, decoded once.
+	var first, second *inventoryRow
+	twice := Typed(func(_ context.Context, c Change[inventoryRow]) ([]Record[inventoryRow], error) {
+		first, second = c.After(), c.After()
+		return nil, nil
+	})
+	if _, err := twice(context.Background(), inventoryUpdate, nil); err != nil || first == nil || first != second {
+		t.Fatalf("After twice: %p %p (%v)", first, second, err)
+	}
+	// NewChange, for a handler's own tests, reads the images the same way.
+	nc := NewChange[inventoryRow](inventoryUpdate)
+	if nc.After() == nil || nc.After().ID != 1042 || nc.Before() == nil || *nc.Before().Description != "16oz carpenter's hammer" || nc.Key().ID != 1042 {
+		t.Fatalf("NewChange: %+v %+v %+v", nc.Before(), nc.After(), nc.Key())
+	}
+	// A Change made without Typed or NewChange has no rows, and says so.
+	if (Change[inventoryRow]{Change: inventoryUpdate}).After() != nil {
+		t.Fatal("a bare Change decoded a row")
 	}
 }
 
@@ -280,11 +323,11 @@ func TestTypedPlainKey(t *testing.T) {
 	if _, err := f(context.Background(), c, nil); err != nil {
 		t.Fatalf("a plain key was refused: %v", err)
 	}
-	if got.Key != nil || string(got.Change.Key) != `"42"` || got.After == nil || got.After.ID != 42 {
-		t.Fatalf("got Key %v, raw key %s, After %v", got.Key, got.Change.Key, got.After)
+	if got.Key() != nil || string(got.Change.Key) != `"42"` || got.After() == nil || got.After().ID != 42 {
+		t.Fatalf("got Key %v, raw key %s, After %v", got.Key(), got.Change.Key, got.After())
 	}
 	c.Key = json.RawMessage(` {"id":7}`)
-	if _, err := f(context.Background(), c, nil); err != nil || got.Key == nil || got.Key.ID != 7 {
-		t.Fatalf("an object key: err %v, Key %v", err, got.Key)
+	if _, err := f(context.Background(), c, nil); err != nil || got.Key() == nil || got.Key().ID != 7 {
+		t.Fatalf("an object key: err %v, Key %v", err, got.Key())
 	}
 }
