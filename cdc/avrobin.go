@@ -143,7 +143,7 @@ func (r *avroBinary) value(dst []byte, t *avroType, depth int) ([]byte, error) {
 			return dst, err
 		}
 		if t.logical == "decimal" || t.connect == connectDecimal {
-			out, err := appendAvroDecimal(dst, t, b)
+			out, err := appendDecimalBytes(dst, t, b)
 			return r.rendered(dst, out, err)
 		}
 		dst = append(dst, '"')

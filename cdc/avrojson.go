@@ -410,6 +410,15 @@ func appendAvroDecimal(dst []byte, t *avroType, v any) ([]byte, error) {
 			return dst, mismatch(t, v)
 		}
 	}
+	return appendDecimalBytes(dst, t, b)
+}
+
+// appendDecimalBytes writes a decimal given as its unscaled value's
+// two's-complement bytes, with the schema's scale.
+func appendDecimalBytes(dst []byte, t *avroType, b []byte) ([]byte, error) {
+	if t.scale < 0 || t.scale > maxDecimalScale {
+		return dst, &DecodeError{Reason: fmt.Sprintf("decimal scale %d out of range", t.scale)}
+	}
 	if len(b) <= 8 {
 		// Most decimals fit an int64: no big.Int needed.
 		var n int64

@@ -158,8 +158,13 @@ func readMeshletBody(dst []byte, s *meshletSchema, body []byte) ([]byte, meshlet
 			}
 		case metaSystemFrom:
 			_, err = r.long()
-		case metaValidTo:
-			_, err = r.value(nil, f.typ, 1)
+		case metaValidTo: // ["null", long], as the schema check made sure
+			var branch int64
+			if branch, err = r.long(); err == nil && branch == 1 {
+				_, err = r.long()
+			} else if err == nil && branch != 0 {
+				err = &DecodeError{Reason: fmt.Sprintf("union branch %d of 2", branch)}
+			}
 		case metaDeleted:
 			if r.i >= len(r.b) || r.b[r.i] > 1 {
 				err = r.bad("boolean")
