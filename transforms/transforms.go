@@ -68,41 +68,46 @@ func NewChange[T any](c *cdc.Change) Change[T] {
 // Before is the row before the change, nil when the change carries none:
 // always for inserts and snapshot reads, and for updates and deletes whose
 // source sends no old row (see cdc.Change.BeforeMissing).
-func (c Change[T]) Before() *T {
-	return c.image(readBefore, "before", c.Change.Before, func(r *rows[T]) **T { return &r.before })
-}
+func (c Change[T]) Before() *T { return c.image(readBefore) }
 
 // After is the row after the change, nil for deletes and truncates.
-func (c Change[T]) After() *T {
-	return c.image(readAfter, "after", c.Change.After, func(r *rows[T]) **T { return &r.after })
-}
+func (c Change[T]) After() *T { return c.image(readAfter) }
 
 // Key is the Kafka record key decoded into T (only the key columns are
 // set) when the key is a JSON object, as Debezium's is. A key that is a
 // plain value, such as another product's entity key (meshlet-avro), gives
 // nil: read it from Change.Change.Key.
-func (c Change[T]) Key() *T {
-	if c.Change == nil || !isObject(c.Change.Key) {
-		return nil
-	}
-	return c.image(readKey, "key", c.Change.Key, func(r *rows[T]) **T { return &r.key })
-}
+func (c Change[T]) Key() *T { return c.image(readKey) }
 
-func (c Change[T]) image(bit uint8, name string, raw json.RawMessage, slot func(*rows[T]) **T) *T {
+// image returns the row of one image, decoding it on the first call.
+func (c Change[T]) image(which uint8) *T {
 	r := c.rows
 	if r == nil || c.Change == nil {
 		return nil
 	}
-	p := slot(r)
-	if r.read&bit == 0 {
-		r.read |= bit
+	var slot **T
+	var name string
+	var raw json.RawMessage
+	switch which {
+	case readBefore:
+		slot, name, raw = &r.before, "before", c.Change.Before
+	case readAfter:
+		slot, name, raw = &r.after, "after", c.Change.After
+	default:
+		if !isObject(c.Change.Key) {
+			return nil
+		}
+		slot, name, raw = &r.key, "key", c.Change.Key
+	}
+	if r.read&which == 0 {
+		r.read |= which
 		v, err := decodeRow(r.dec, name, raw)
 		if err != nil && r.err == nil {
 			r.err = err
 		}
-		*p = v
+		*slot = v
 	}
-	return *p
+	return *slot
 }
 
 // Handler is the function a domain engineer writes.

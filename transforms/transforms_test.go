@@ -309,6 +309,10 @@ func TestTypedDecodesOnlyWhatTheHandlerReads(t *testing.T) {
 	if (Change[inventoryRow]{Change: inventoryUpdate}).After() != nil {
 		t.Fatal("a bare Change decoded a row")
 	}
+	var zero Change[inventoryRow]
+	if zero.Before() != nil || zero.After() != nil || zero.Key() != nil {
+		t.Fatal("the zero Change has rows")
+	}
 }
 
 // A product reading another product's output gets its entity key as a JSON
