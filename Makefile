@@ -49,7 +49,7 @@ crash:
 		$(GO) test -count=1 -timeout 40m -v -run 'TestCrashExactlyOnce|TestScaleOut' ./cli
 
 ## fuzz: every decoder's fuzz target, FUZZTIME each
-FUZZ_CDC     := FuzzDecodeDebeziumJSON FuzzDecodeDebeziumAvro FuzzDecodeCanalJSON FuzzDecodeMaxwellJSON FuzzDecodeOggJSON FuzzTxAssembler FuzzMeshletAvro
+FUZZ_CDC     := FuzzDecodeDebeziumJSON FuzzDecodeDebeziumAvro FuzzDecodeCanalJSON FuzzDecodeMaxwellJSON FuzzDecodeOggJSON FuzzTxAssembler FuzzMeshletAvro FuzzRowDecoder
 FUZZ_SCHEMAS := FuzzDecode FuzzResolvedDecode
 fuzz:
 	@for f in $(FUZZ_CDC); do $(GO) test ./cdc -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done

@@ -37,8 +37,9 @@ type AvroSource interface {
 // mistaken for bad data.
 
 // debeziumAvro decodes Debezium envelopes written by Confluent's
-// AvroConverter: it turns key and value into JSON and reads the result
-// with the same rules as debezium-json.
+// AvroConverter: it turns key and value into JSON, reading the Avro bytes
+// itself with the writer schema (SchemaText), and reads the result with
+// the same rules as debezium-json.
 type debeziumAvro struct {
 	src AvroSource
 
@@ -117,16 +118,10 @@ func (d *debeziumAvro) toJSON(ctx context.Context, wire, buf []byte) (out, name 
 	if err != nil {
 		return buf, nil, err
 	}
-	got, fields, err := d.src.DecodeMap(ctx, wire)
+	// The body is read straight into JSON: no map of Go values in between.
+	out, err = appendAvroBinary(buf, t, wire[5:])
 	if err != nil {
-		return buf, nil, sourceError(id, "decode", err)
-	}
-	if got != id {
-		return buf, nil, fmt.Errorf("cdc: debezium-avro: schema id %d decoded as id %d", id, got)
-	}
-	out, err = appendAvro(buf, t, fields, 0)
-	if err != nil {
-		return buf, nil, err
+		return buf, nil, &DecodeError{Reason: fmt.Sprintf("schema id %d: decode", id), Err: err}
 	}
 	return out, t.nameBytes, nil
 }

@@ -551,6 +551,17 @@ func FuzzDecodeDebeziumAvro(f *testing.F) {
 		if len(keyBody) > 0 {
 			key = header(fx.ids["key"], keyBody)
 		}
+		// Reading the bytes straight into JSON gives what rendering
+		// hamba's map of them gave.
+		for _, wire := range [][]byte{key, value} {
+			viaMap, mapErr, direct, directErr := cdc.AvroRenderings(ctx, registrySource{fx.reg}, wire)
+			if mapErr == nil && (directErr != nil || !bytes.Equal(viaMap, direct)) {
+				t.Fatalf("%x: through a map %s, read directly %s (%v)", wire, viaMap, direct, directErr)
+			}
+			if mapErr != nil && directErr == nil {
+				t.Fatalf("%x: through a map: %v; read directly %s", wire, mapErr, direct)
+			}
+		}
 		out, err := fx.dec.DecodeAll(ctx, key, value, nil)
 		if err != nil {
 			var de *cdc.DecodeError
@@ -596,5 +607,34 @@ func BenchmarkDecodeDebeziumAvro(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkAvroRender renders one envelope's Avro body as JSON as the
+// decoder does (direct), and as it did before, through the source's map
+// of the record (via-map); it is the part of BenchmarkDecodeDebeziumAvro
+// that changed.
+func BenchmarkAvroRender(b *testing.B) {
+	fx := newAvroFixture(b)
+	_, _, values := encodedSamples(b, fx)
+	value := values[len(values)/2]
+	render, err := cdc.AvroRenderer(context.Background(), registrySource{fx.reg}, value)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, direct := range []bool{false, true} {
+		name := "via-map"
+		if direct {
+			name = "direct"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(value)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := render(value, direct); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -208,7 +208,7 @@ func mismatch(t *avroType, v any) error {
 // appendAvroInt renders an int or long, as a number or, for the time
 // logical types, as an ISO 8601 string.
 func appendAvroInt(dst []byte, t *avroType, v any) ([]byte, error) {
-	meaning, unit := timeSemantics(t)
+	meaning, _ := timeSemantics(t)
 	switch x := v.(type) {
 	case time.Time:
 		switch meaning {
@@ -230,6 +230,12 @@ func appendAvroInt(dst []byte, t *avroType, v any) ([]byte, error) {
 	if !ok {
 		return dst, mismatch(t, v)
 	}
+	return appendAvroInteger(dst, t, n)
+}
+
+// appendAvroInteger renders the integer form of an int or long.
+func appendAvroInteger(dst []byte, t *avroType, n int64) ([]byte, error) {
+	meaning, unit := timeSemantics(t)
 	switch meaning {
 	case asDate:
 		if n > math.MaxInt64/86400 || n < math.MinInt64/86400 {
@@ -404,6 +410,31 @@ func appendAvroDecimal(dst []byte, t *avroType, v any) ([]byte, error) {
 			return dst, mismatch(t, v)
 		}
 	}
+	return appendDecimalBytes(dst, t, b)
+}
+
+// appendDecimalBytes writes a decimal given as its unscaled value's
+// two's-complement bytes, with the schema's scale.
+func appendDecimalBytes(dst []byte, t *avroType, b []byte) ([]byte, error) {
+	if t.scale < 0 || t.scale > maxDecimalScale {
+		return dst, &DecodeError{Reason: fmt.Sprintf("decimal scale %d out of range", t.scale)}
+	}
+	if len(b) <= 8 {
+		// Most decimals fit an int64: no big.Int needed.
+		var n int64
+		if len(b) > 0 && b[0]&0x80 != 0 {
+			n = -1
+		}
+		for _, c := range b {
+			n = n<<8 | int64(c)
+		}
+		var digits [20]byte
+		u := uint64(n)
+		if n < 0 {
+			u = -u
+		}
+		return appendDecimalDigits(dst, n < 0, strconv.AppendUint(digits[:0], u, 10), t.scale), nil
+	}
 	unscaled, err := twosComplement(b)
 	if err != nil {
 		return dst, err
@@ -445,11 +476,16 @@ func twosComplement(b []byte) (*big.Int, error) {
 // digits get an exponent, so that a tiny value with a huge scale cannot
 // blow up into a huge string.
 func appendDecimal(dst []byte, unscaled *big.Int, scale int) []byte {
-	if unscaled.Sign() < 0 {
+	return appendDecimalDigits(dst, unscaled.Sign() < 0, new(big.Int).Abs(unscaled).Append(nil, 10), scale)
+}
+
+// appendDecimalDigits writes the decimal whose unscaled magnitude has the
+// given digits; see appendDecimal.
+func appendDecimalDigits(dst []byte, neg bool, digits []byte, scale int) []byte {
+	if neg {
 		dst = append(dst, '-')
 	}
-	digits := new(big.Int).Abs(unscaled).Append(nil, 10)
-	zero := unscaled.Sign() == 0
+	zero := len(digits) == 1 && digits[0] == '0'
 	switch {
 	case scale <= 0:
 		dst = append(dst, digits...)

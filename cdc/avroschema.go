@@ -19,6 +19,8 @@ type avroType struct {
 	logical   string // Avro logicalType
 	connect   string // Kafka Connect's connect.name
 	scale     int    // decimal scale
+	size      int    // fixed size
+	symbols   []string
 	fields    []avroField
 	items     *avroType   // array items, map values
 	branches  []*avroType // union
@@ -184,6 +186,21 @@ func (p *schemaParser) complex(obj map[string]any, ns string, depth int) (*avroT
 			t = &avroType{kind: avroEnum, name: full}
 			if typ == "fixed" {
 				t.kind = avroFixed
+				n, _ := obj["size"].(json.Number)
+				size, err := strconv.Atoi(n.String())
+				if err != nil || size < 0 {
+					return nil, fmt.Errorf("fixed %s: size %q", full, n)
+				}
+				t.size = size
+			} else {
+				syms, _ := obj["symbols"].([]any)
+				for _, sym := range syms {
+					name, ok := sym.(string)
+					if !ok {
+						return nil, fmt.Errorf("enum %s: symbol %v is not a string", full, sym)
+					}
+					t.symbols = append(t.symbols, name)
+				}
 			}
 			p.named[full] = t
 		case "array", "map":

@@ -153,7 +153,8 @@ func decodeCanal(value []byte, dst []Change) ([]Change, error) {
 			return dst, within(err, "sql")
 		}
 	}
-	t.done()
+	t.done(&sc.keep)
+	im.keepIn(&sc.keep)
 	src := Source{Connector: "canal", DB: t.get(db), Table: t.get(table)}
 	for i := range im.refs {
 		dst = grow(dst)
@@ -221,7 +222,8 @@ func canalRows(value []byte, m *canalMsg, op Op, im *images, sc *scratch) error 
 
 	// Converted values are never longer than the strings they come from
 	// but for booleans ("0" becomes false): twice the rows is ample.
-	im.buf = make([]byte, 0, 2*(m.data.len()+m.old.len())+16)
+	im.buf = sc.imgs[:0]
+	defer func() { sc.imgs = im.buf[:0] }()
 	rowMs, oldMs := sc.row, sc.old
 	defer func() { sc.row, sc.old = rowMs, oldMs }()
 	var rowIdx, oldIdx index

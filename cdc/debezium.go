@@ -168,9 +168,12 @@ func decodeDebezium(key []byte, keyReady bool, value []byte, schemaName []byte, 
 		c.BeforeMissing = (e.op == OpUpdate || e.op == OpDelete) && e.before.len() == 0
 	}
 
-	// One allocation for all JSON kept: key, before, after.
+	// What the change keeps goes into shared chunks: no allocation of its
+	// own for the JSON (key, before, after) or the strings.
+	sc := getScratch()
+	defer putScratch(sc)
 	if n := keySpan.len() + e.before.len() + e.after.len(); n > 0 {
-		buf := make([]byte, 0, n)
+		buf := sc.keep.take(n)
 		c.Key, buf = keep(buf, key, keySpan)
 		c.Before, buf = keep(buf, value, e.before)
 		c.After, _ = keep(buf, value, e.after)
@@ -188,15 +191,15 @@ func decodeDebezium(key []byte, keyReady bool, value []byte, schemaName []byte, 
 	}
 	var all string
 	if n > 0 {
-		var sb strings.Builder
-		sb.Grow(n)
+		sb := sc.text[:0]
 		for _, f := range fields {
-			e.rebase(&sb, f)
+			sb = e.rebase(sb, f)
 		}
 		for i := range e.collections {
-			e.rebase(&sb, &e.collections[i])
+			sb = e.rebase(sb, &e.collections[i])
 		}
-		all = sb.String()
+		all = sc.keep.keepString(sb)
+		sc.text = sb[:0]
 	}
 	str := func(s span) string {
 		if s.len() == 0 {
@@ -224,7 +227,8 @@ func decodeDebezium(key []byte, keyReady bool, value []byte, schemaName []byte, 
 		},
 	}
 	if e.hasTx {
-		c.Tx = &Tx{ID: str(e.txID), TotalOrder: e.totalOrder, DataCollectionOrder: e.collectionOrder}
+		c.Tx = sc.keep.tx()
+		*c.Tx = Tx{ID: str(e.txID), TotalOrder: e.totalOrder, DataCollectionOrder: e.collectionOrder}
 	}
 	switch c.Kind {
 	case KindSchemaChange:
@@ -252,18 +256,19 @@ func decodeDebezium(key []byte, keyReady bool, value []byte, schemaName []byte, 
 	return nil
 }
 
-// rebase copies the string at *f into sb and points *f at the copy.
-func (e *envelope) rebase(sb *strings.Builder, f *span) {
+// rebase appends the string at *f to sb and points *f at the copy.
+func (e *envelope) rebase(sb []byte, f *span) []byte {
 	if f.len() == 0 {
-		return
+		return sb
 	}
 	src := e.s.b
 	if f.esc {
 		src = e.unescaped
 	}
-	start := sb.Len()
-	sb.Write(src[f.a:f.b])
-	*f = span{a: start, b: sb.Len()}
+	start := len(sb)
+	sb = append(sb, src[f.a:f.b]...)
+	*f = span{a: start, b: len(sb)}
+	return sb
 }
 
 // classify recognises the control messages by their schema's name:

@@ -91,10 +91,10 @@
 //
 // The same envelopes written by Confluent's AvroConverter: key and value
 // are each the Confluent wire format (magic byte 0, the schema id as four
-// big-endian bytes, the Avro body). cdc has no Avro codec: NewDecoder needs
-// WithAvro(src), where src is an AvroSource:
+// big-endian bytes, the Avro body). NewDecoder needs WithAvro(src), where
+// src is an AvroSource:
 //
-//	DecodeMap(ctx, wire) (id, fields, err)  decode with the writer schema the id names
+//	DecodeMap(ctx, wire) (id, fields, err)  decode with the writer schema the id names (meshlet-avro)
 //	SchemaText(ctx, id) (string, err)        the writer schema's JSON, as registered
 //
 // The runtime builds it on schemas.Registry, whose DecodeMap already has
@@ -105,11 +105,15 @@
 // unwrapped by ErrMalformed, for the runtime to retry. Parsed schemas are
 // cached per id.
 //
-// The decoded map is rendered as JSON following the writer schema, then
-// read exactly as debezium-json, with the value schema's full name standing
-// in for the JSON wrapper's schema name; the rendered key is kept as the
-// Key. Unions may come as the branch's value or as hamba/avro's one-entry
-// {"branch name": value} map. What the values become:
+// The body is read with the writer schema straight into JSON, with no map
+// of Go values in between and package schemas' limits (64 levels, 1 MiB
+// per string or bytes, 100,000 array and map elements per record, no
+// trailing bytes); the fuzz target holds the result to what rendering
+// hamba/avro's map of the same bytes gives. The JSON is then read exactly
+// as debezium-json, with the value schema's full name standing in for the
+// JSON wrapper's schema name; the rendered key is kept as the Key. Map
+// keys are sorted, and a key sent twice keeps its last value. What the
+// values become:
 //
 //	null, boolean, int, long, string, enum  null, true/false, number, string
 //	float, double                           shortest exact number; NaN and
@@ -157,7 +161,9 @@
 // entity key as a JSON string, e.g. "42"; a missing or non-UTF-8 key is
 // malformed. After renders the row fields (meta fields removed) exactly as
 // debezium-avro renders values: decimals as exact numbers, timestamps in
-// RFC 3339. CommitTime is _valid_from, so B's records keep A's valid time
+// RFC 3339; the event is read straight from its bytes, as debezium-avro
+// reads, and the source's DecodeMap only describes an event that cannot
+// be read. CommitTime is _valid_from, so B's records keep A's valid time
 // unless B's handler sets its own. Source.Connector is "meshlet" and
 // Source.Name the published record's full name; Position is empty, since A
 // publishes exactly once and B reads committed, so there are no re-sends to
@@ -254,7 +260,21 @@
 // LSN sorts first), then EventSerialNo; ogg by Trail as a number. Other
 // connectors (canal, maxwell) are an error rather than a guess.
 // Position.String gives the stable form used in provenance and dead-letter
-// headers, e.g. "lsn=34078720,txId=601" or "trail=00000000000000000000143".
+// headers, e.g. "lsn=34078720,txId=601" or "trail=00000000000000000000143";
+// AppendText writes the same into a caller's buffer without allocating,
+// and IsZero says whether there is a position at all (String gives "").
+//
+// # Row images
+//
+// RowDecoder[T] reads the images into a handler's row type, with the result
+// encoding/json's Unmarshal gives (FuzzRowDecoder compares the two), from a
+// plan made once for T: struct fields by tag or name, exact match first,
+// then case-insensitive; pointers, bool, integers and floats with
+// encoding/json's range errors, strings with invalid UTF-8 replaced.
+// Other field types (slices, maps, time.Time, json.Number) are read by
+// their UnmarshalJSON or by encoding/json from the field's bytes. Strings,
+// pointer targets and rows come from chunks shared by many rows, so a row
+// costs no allocation of its own.
 //
 // # Errors
 //
@@ -268,7 +288,11 @@
 // Decoding never panics and bounds nesting (10000 levels of JSON, 64 of
 // Avro values). Memory stays proportional to the input: the images and
 // strings a record keeps take at most about twice its size, working memory
-// is pooled, and each row costs one Change (384 bytes). A Canal row takes
+// is pooled, and each row costs one Change (384 bytes). What a Change keeps
+// (images, strings, Tx) is carved from chunks shared by many changes
+// (16 KiB of images, 2 KiB of strings; a part bigger than a quarter chunk
+// gets its own memory), so decoding costs no allocation per record, and a
+// Change kept for long keeps at most a chunk of its neighbours alive. A Canal row takes
 // at least 7 bytes of input, so a hostile multi-row message can append up
 // to one Change per 7 bytes (about 55 bytes per input byte) to dst; every
 // other format appends exactly one.

@@ -162,7 +162,7 @@ func decodeMaxwell(value []byte, c *Change) error {
 		}
 		xid = t.add(value[m.xid.a:m.xid.b], false)
 	}
-	t.done()
+	t.done(&sc.keep)
 
 	c.Source.Connector = "maxwell"
 	c.Source.DB = t.get(db)
@@ -178,7 +178,8 @@ func decodeMaxwell(value []byte, c *Change) error {
 		if err != nil {
 			return within(err, "commit")
 		}
-		c.Tx = &Tx{ID: t.get(xid), Last: last}
+		c.Tx = sc.keep.tx()
+		*c.Tx = Tx{ID: t.get(xid), Last: last}
 		if ok && off >= 0 && off < 1<<62 {
 			c.Tx.TotalOrder = off + 1
 		}
@@ -205,7 +206,7 @@ func maxwellImages(value []byte, m *maxwellMsg, c *Change, sc *scratch) error {
 	}
 	var rowIdx index
 	rowIdx.reset(row)
-	im := images{buf: make([]byte, 0, 2*m.data.len()+m.old.len()+16), refs: sc.refs[:0]}
+	im := images{buf: sc.imgs[:0], refs: sc.refs[:0]}
 	defer func() { sc.refs = im.refs }()
 	im.begin()
 	if len(pk) > 0 {
@@ -237,6 +238,8 @@ func maxwellImages(value []byte, m *maxwellMsg, c *Change, sc *scratch) error {
 		im.buf, _ = appendOverlay(im.buf, value, row, &oldIdx, copyValue)
 		im.set(0, 1, from)
 	}
+	sc.imgs = im.buf[:0]
+	im.keepIn(&sc.keep)
 	c.Key, c.Before, c.After = im.slices(0)
 	return nil
 }

@@ -1,7 +1,6 @@
 package cdc
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -39,6 +38,7 @@ type meshletAvro struct {
 type meshletSchema struct {
 	name string
 	row  *avroType // the published record without the meta fields
+	all  *avroType // the published record
 
 	badField, badReason string
 }
@@ -90,27 +90,6 @@ func (d *meshletAvro) decode(ctx context.Context, key, value []byte, c *Change) 
 	if err != nil {
 		return err
 	}
-	got, fields, err := d.src.DecodeMap(ctx, value)
-	if err != nil {
-		return meshletSourceError(id, "decode", err)
-	}
-	if got != id {
-		return fmt.Errorf("cdc: meshlet-avro: schema id %d decoded as id %d", id, got)
-	}
-	deleted, ok := fields[metaDeleted].(bool)
-	if !ok {
-		return &DecodeError{Field: metaDeleted, Reason: fmt.Sprintf("want a boolean, got %T", fields[metaDeleted])}
-	}
-	// Valid time is the business time the upstream product gave this
-	// version. As the commit time it becomes the default valid time of the
-	// records a handler emits, so a chain of products agrees on when
-	// things were true unless a handler decides otherwise. System time is
-	// not carried over: each product's is its own.
-	validFrom, err := microsTime(fields[metaValidFrom])
-	if err != nil {
-		return at(err, metaValidFrom)
-	}
-
 	bp := renderPool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxPooledRender {
@@ -119,18 +98,30 @@ func (d *meshletAvro) decode(ctx context.Context, key, value []byte, c *Change) 
 	}()
 	buf := jsontext.AppendString((*bp)[:0], string(key))
 	keyEnd := len(buf)
-	if !deleted {
-		if buf, err = appendAvro(buf, s.row, fields, 0); err != nil {
-			*bp = buf
-			return err
-		}
-	}
+	// The body is read straight into JSON: no map of Go values in between.
+	buf, ev, err := readMeshletBody(buf, s, value[5:])
 	*bp = buf
-	out := bytes.Clone(buf) // Key and After share one allocation
+	if err != nil {
+		// Bad bytes are rare: let the source, whose decoder names what
+		// it found wrong, describe them, as it did when it read every
+		// event.
+		if _, _, serr := d.src.DecodeMap(ctx, value); serr != nil {
+			return meshletSourceError(id, "decode", serr)
+		}
+		return &DecodeError{Reason: fmt.Sprintf("schema id %d: decode", id), Err: err}
+	}
+	// Valid time is the business time the upstream product gave this
+	// version. As the commit time it becomes the default valid time of the
+	// records a handler emits, so a chain of products agrees on when
+	// things were true unless a handler decides otherwise. System time is
+	// not carried over: each product's is its own.
+	sc := getScratch()
+	defer putScratch(sc)
+	out := append(sc.keep.take(len(buf)), buf...) // Key and After share one chunk
 	c.Key = out[:keyEnd:keyEnd]
 	c.Kind = KindChange
-	c.CommitTime = validFrom
-	if deleted {
+	c.CommitTime = ev.validFrom
+	if ev.deleted {
 		c.Op = OpDelete
 	} else {
 		c.Op = OpUpdate
@@ -138,6 +129,78 @@ func (d *meshletAvro) decode(ctx context.Context, key, value []byte, c *Change) 
 	}
 	c.Source = Source{Connector: "meshlet", Name: s.name}
 	return nil
+}
+
+// meshletEvent is what an event says besides its row.
+type meshletEvent struct {
+	validFrom time.Time
+	deleted   bool
+}
+
+// readMeshletBody renders the row fields of a published event as a JSON
+// object appended to dst, and reads the meta fields, whose types the
+// schema check has fixed. A retraction's row fields are read but not
+// rendered: they may be zero.
+func readMeshletBody(dst []byte, s *meshletSchema, body []byte) ([]byte, meshletEvent, error) {
+	var ev meshletEvent
+	// Leniently, so that a retraction's zero row never fails to render.
+	r := avroBinary{b: body, items: maxAvroItems, lenient: true}
+	start := len(dst)
+	dst = append(dst, '{')
+	n := 0
+	for _, f := range s.all.fields {
+		var err error
+		switch f.name {
+		case metaValidFrom:
+			var v int64
+			if v, err = r.long(); err == nil {
+				ev.validFrom = time.UnixMicro(v).UTC()
+			}
+		case metaSystemFrom:
+			_, err = r.long()
+		case metaValidTo: // ["null", long], as the schema check made sure
+			var branch int64
+			if branch, err = r.long(); err == nil && branch == 1 {
+				_, err = r.long()
+			} else if err == nil && branch != 0 {
+				err = &DecodeError{Reason: fmt.Sprintf("union branch %d of 2", branch)}
+			}
+		case metaDeleted:
+			if r.i >= len(r.b) || r.b[r.i] > 1 {
+				err = r.bad("boolean")
+			} else {
+				ev.deleted = r.b[r.i] == 1
+				r.i++
+			}
+		default:
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			n++
+			dst = append(dst, f.quoted...)
+			dst, err = r.value(dst, f.typ, 1)
+		}
+		if err != nil {
+			return dst[:start], ev, within(err, f.name)
+		}
+	}
+	if r.i != len(r.b) {
+		return dst[:start], ev, &DecodeError{Reason: fmt.Sprintf("%d bytes after the record", len(r.b)-r.i)}
+	}
+	if ev.deleted {
+		return dst[:start], ev, nil
+	}
+	if unrendered := r.unrendered; unrendered != nil {
+		// Read again, strictly, for the error with its field's name.
+		r = avroBinary{b: body, items: maxAvroItems}
+		for _, f := range s.all.fields {
+			if _, err := r.value(nil, f.typ, 1); err != nil {
+				return dst[:start], ev, within(err, f.name)
+			}
+		}
+		return dst[:start], ev, unrendered
+	}
+	return append(dst, '}'), ev, nil
 }
 
 // microsTime reads a timestamp-micros value: hamba's time.Time, or the
@@ -225,6 +288,7 @@ func readPublished(text string) *meshletSchema {
 		}
 	}
 	s.row = &avroType{kind: avroRecord, name: t.name, nameBytes: t.nameBytes, fields: row}
+	s.all = t
 	return s
 }
 

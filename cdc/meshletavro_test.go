@@ -19,6 +19,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hamba/avro/v2"
 	"github.com/meshlet/meshlet/cdc"
@@ -415,6 +416,18 @@ func FuzzMeshletAvro(f *testing.F) {
 			value = header(schemaIDs[schema], body)
 		}
 		out, err := fx.dec.DecodeAll(ctx, key, value, nil)
+		// Reading the bytes straight into JSON gives the Change that
+		// rendering hamba's map of them gave.
+		if len(key) > 0 && utf8.Valid(key) && len(value) >= 5 && value[0] == 0 {
+			want, mapErr := cdc.MeshletViaMap(ctx, fx.dec, key, value)
+			switch {
+			case mapErr == nil && (err != nil || string(out[0].Key) != string(want.Key) || string(out[0].After) != string(want.After) ||
+				out[0].Op != want.Op || !out[0].CommitTime.Equal(want.CommitTime) || out[0].Source != want.Source):
+				t.Fatalf("through a map %+v (After %s), read directly %v %+v", want, want.After, err, out)
+			case mapErr != nil && err == nil:
+				t.Fatalf("through a map: %v; read directly %+v", mapErr, out)
+			}
+		}
 		if err != nil {
 			var de *cdc.DecodeError
 			if !errors.Is(err, cdc.ErrMalformed) || !errors.As(err, &de) {
@@ -468,6 +481,36 @@ func FuzzMeshletAvro(f *testing.F) {
 		}
 		if !c.CommitTime.Equal(time.UnixMicro(m.ValidFrom)) || (c.Op == cdc.OpDelete) != m.Deleted {
 			t.Fatalf("CommitTime %v op %v, registry says valid from %d deleted %v", c.CommitTime, c.Op, m.ValidFrom, m.Deleted)
+		}
+	})
+}
+
+// BenchmarkDecodeMeshletAvro decodes one upsert as the decoder does
+// (direct), and as it did before, through the source's map of the event
+// (via-map).
+func BenchmarkDecodeMeshletAvro(b *testing.B) {
+	fx := newMeshletFixture(b)
+	value := fx.event(b, upsertOrder(), schemas.Meta{ValidFrom: validFrom.UnixMicro(), SystemFrom: systemFrom.UnixMicro()})
+	key := []byte("42")
+	ctx := context.Background()
+	b.Run("via-map", func(b *testing.B) {
+		b.SetBytes(int64(len(value)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := cdc.MeshletViaMap(ctx, fx.dec, key, value); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("direct", func(b *testing.B) {
+		dst := make([]cdc.Change, 0, 1)
+		b.SetBytes(int64(len(value)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var err error
+			if dst, err = fx.dec.DecodeAll(ctx, key, value, dst[:0]); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

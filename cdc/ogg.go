@@ -142,7 +142,7 @@ func decodeOgg(value []byte, c *Change) error {
 	if err != nil {
 		return within(err, "pos")
 	}
-	t.done()
+	t.done(&sc.keep)
 	c.Source.Connector = "ogg"
 	c.Source.DB, c.Source.Schema, c.Source.Table = splitTable(t.get(table))
 	c.Source.Position.Trail = t.get(pos)
@@ -157,7 +157,7 @@ func oggImages(value []byte, m *oggMsg, c *Change, sc *scratch) error {
 	if err != nil {
 		return within(err, "primary_keys")
 	}
-	im := images{buf: make([]byte, 0, m.before.len()+2*m.after.len()+16), refs: sc.refs[:0]}
+	im := images{buf: sc.imgs[:0], refs: sc.refs[:0]}
 	defer func() { sc.refs = im.refs }()
 	im.begin()
 	row := sc.row[:0]
@@ -188,6 +188,8 @@ func oggImages(value []byte, m *oggMsg, c *Change, sc *scratch) error {
 		}
 		im.set(0, 0, from)
 	}
+	sc.imgs = im.buf[:0]
+	im.keepIn(&sc.keep)
 	c.Key, c.Before, c.After = im.slices(0)
 	return nil
 }

@@ -169,9 +169,17 @@ func normalLSN(lsn string) ([20]byte, error) {
 // format is stable. The zero Position renders as "".
 func (p Position) String() string {
 	var arr [128]byte
-	b := arr[:0]
+	b, _ := p.AppendText(arr[:0])
+	return string(b)
+}
+
+// AppendText appends the String form to b: a caller that keeps one buffer
+// per batch renders every change's position without allocating
+// (encoding.TextAppender). It never fails.
+func (p Position) AppendText(b []byte) ([]byte, error) {
+	n := len(b)
 	sep := func() {
-		if len(b) > 0 {
+		if len(b) > n {
 			b = append(b, ',')
 		}
 	}
@@ -209,5 +217,9 @@ func (p Position) String() string {
 		b = append(b, "trail="...)
 		b = append(b, p.Trail...)
 	}
-	return string(b)
+	return b, nil
 }
+
+// IsZero reports whether p is the zero Position, the one String renders
+// as "": the change has no position to recognise a duplicate by.
+func (p Position) IsZero() bool { return p == Position{} }

@@ -83,10 +83,24 @@ func TestPositionString(t *testing.T) {
 		{Position{File: "mysql-bin.000003", Pos: 154}, "file=mysql-bin.000003,pos=154,row=0"},
 		{Position{File: "mysql-bin.000003", Pos: 154, Row: 2, GTID: "3e11fa47-71ca-11e1-9e33-c80aa9429562:23"}, "file=mysql-bin.000003,pos=154,row=2,gtid=3e11fa47-71ca-11e1-9e33-c80aa9429562:23"},
 		{Position{CommitLSN: "00000027:00000758:0005", ChangeLSN: "00000027:00000758:0003", EventSerialNo: 1}, "commitLsn=00000027:00000758:0005,changeLsn=00000027:00000758:0003,eventSerialNo=1"},
+		{Position{Trail: "00000000000000000000143"}, "trail=00000000000000000000143"},
+		{Position{LSN: 1, Trail: "7"}, "lsn=1,txId=0,trail=7"},
 	}
+	buf := make([]byte, 0, 256)
 	for _, tt := range tests {
 		if got := tt.p.String(); got != tt.want {
 			t.Errorf("%#v.String() = %q, want %q", tt.p, got, tt.want)
+		}
+		// AppendText writes the same after what the buffer holds.
+		got, err := tt.p.AppendText(append(buf[:0], "prefix|"...))
+		if err != nil || string(got) != "prefix|"+tt.want {
+			t.Errorf("%#v.AppendText = %q, %v; want %q", tt.p, got, err, "prefix|"+tt.want)
+		}
+		if tt.p.IsZero() != (tt.want == "") {
+			t.Errorf("%#v.IsZero() = %v, but String gives %q", tt.p, tt.p.IsZero(), tt.want)
+		}
+		if allocs := testing.AllocsPerRun(10, func() { buf, _ = tt.p.AppendText(buf[:0]) }); allocs != 0 {
+			t.Errorf("%#v.AppendText allocates %.0f times into a buffer big enough", tt.p, allocs)
 		}
 	}
 }

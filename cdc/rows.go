@@ -14,8 +14,9 @@ type scratch struct {
 	rows, olds, elems         []span
 	colKinds, codeKinds       []colKind
 	refs                      [][3]textRef
-	text                      []byte
+	text, imgs                []byte // strings and images being built
 	types                     canalTypes
+	keep                      keeper // where what the changes keep goes
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -28,7 +29,7 @@ func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 
 func putScratch(sc *scratch) {
 	if cap(sc.row) > maxPooled || cap(sc.old) > maxPooled || cap(sc.cols) > maxPooled || cap(sc.codes) > maxPooled ||
-		cap(sc.rows) > maxPooled || cap(sc.olds) > maxPooled || cap(sc.refs) > maxPooled || cap(sc.text) > 16*maxPooled ||
+		cap(sc.rows) > maxPooled || cap(sc.olds) > maxPooled || cap(sc.refs) > maxPooled || cap(sc.text) > 16*maxPooled || cap(sc.imgs) > 16*maxPooled ||
 		cap(sc.pk) > maxPooled || cap(sc.elems) > maxPooled {
 		return
 	}
@@ -366,7 +367,7 @@ func (t *texts) addString(b []byte, v span) (textRef, error) {
 	return t.add(raw, esc), nil
 }
 
-func (t *texts) done() { t.all = string(t.buf) }
+func (t *texts) done(k *keeper) { t.all = k.keepString(t.buf) }
 
 func (t *texts) get(r textRef) string { return t.all[r.a:r.b] }
 
@@ -388,6 +389,12 @@ func (im *images) mark() int { return len(im.buf) }
 
 func (im *images) set(change, which, from int) {
 	im.refs[change][which] = textRef{from, len(im.buf)}
+}
+
+// keepIn moves the finished images into k's chunks; the buffer they were
+// built in is the caller's to reuse.
+func (im *images) keepIn(k *keeper) {
+	im.buf = append(k.take(len(im.buf)), im.buf...)
 }
 
 // slices hands out the images of change i.

@@ -1,7 +1,9 @@
 package cdc
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -61,9 +63,7 @@ func (s *scanner) str() (start, end int, escaped bool, err error) {
 	s.i++
 	start = s.i
 	for {
-		for s.i < len(s.b) && plain[s.b[s.i]] {
-			s.i++
-		}
+		s.i = skipPlain(s.b, s.i)
 		if s.i >= len(s.b) {
 			return 0, 0, false, s.unexpected("")
 		}
@@ -96,6 +96,27 @@ func (s *scanner) str() (start, end int, escaped bool, err error) {
 			return 0, 0, false, s.unexpected("a printable character")
 		}
 	}
+}
+
+// skipPlain returns the index of the first byte at or after i that ends a
+// run of plain string bytes. It tests eight bytes at a time: (v-ones)&^v
+// flags the zero bytes of v, exactly for the lowest one (a borrow only
+// runs upwards), and v is the word less 0x20 (control characters), xor
+// '"' and xor '\\'.
+func skipPlain(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		m := ((x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs) & highs
+		if m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
 }
 
 func unhex(c byte) int {
@@ -414,6 +435,9 @@ func (s *scanner) open() error {
 
 // int reads an integer or null (as 0) that fits an int64.
 func (s *scanner) int() (int64, error) {
+	if v, ok := s.shortInt(); ok {
+		return v, nil
+	}
 	switch c := s.peek(); {
 	case c == 'n':
 		return 0, s.literal("null")
@@ -449,6 +473,43 @@ func (s *scanner) int() (int64, error) {
 		v = -v
 	}
 	return v, nil
+}
+
+// shortInt reads, in one pass, an integer of at most 18 digits, which
+// cannot overflow, followed by neither a fraction, an exponent nor a digit:
+// the timestamps, LSNs and ids of real messages. It leaves the cursor
+// alone and reports false for anything else, which int reads slowly.
+func (s *scanner) shortInt() (int64, bool) {
+	i := s.i
+	neg := i < len(s.b) && s.b[i] == '-'
+	if neg {
+		i++
+	}
+	start := i
+	var v int64
+	for i < len(s.b) && i-start < 19 {
+		c := s.b[i]
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + int64(c-'0')
+		i++
+	}
+	n := i - start
+	if n == 0 || n > 18 || n > 1 && s.b[start] == '0' {
+		return 0, false
+	}
+	if i < len(s.b) {
+		switch s.b[i] {
+		case '.', 'e', 'E', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			return 0, false
+		}
+	}
+	s.i = i
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 func wrongType(want string, c byte) *DecodeError {

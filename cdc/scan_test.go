@@ -1,7 +1,9 @@
 package cdc
 
 import (
+	"bytes"
 	"encoding/json"
+	"strconv"
 	"testing"
 )
 
@@ -64,6 +66,68 @@ func TestScannerInt(t *testing.T) {
 		}
 		if !tt.ok && err == nil && s.i == len(s.b) {
 			t.Errorf("int(%s) = %d, nil; want an error", tt.in, got)
+		}
+	}
+}
+
+// skipPlain must stop exactly where the byte-by-byte loop does, for every
+// byte value at every place within and around its eight-byte words.
+func TestSkipPlain(t *testing.T) {
+	naive := func(b []byte, i int) int {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		return i
+	}
+	for n := 0; n <= 19; n++ {
+		for at := 0; at < n; at++ {
+			for c := 0; c < 256; c++ {
+				b := bytes.Repeat([]byte{0xe9}, n) // plain, and above 0x7f
+				b[at] = byte(c)
+				for start := 0; start <= at; start++ {
+					if got, want := skipPlain(b, start), naive(b, start); got != want {
+						t.Fatalf("byte %#x at %d of %d from %d: skipPlain = %d, want %d", c, at, n, start, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// int reads what strconv.ParseInt reads from a JSON integer, stops where
+// the number ends, and refuses fractions, exponents and overflow, on the
+// one-pass path for short integers and the careful one alike.
+func TestScannerIntOnePass(t *testing.T) {
+	lits := []string{"0", "-0", "7", "-7", "1596010889629", "-1596010889629", "123456789012345678", "-123456789012345678",
+		"1234567890123456789", "9223372036854775807", "-9223372036854775808", "9223372036854775808", "-9223372036854775809",
+		"99999999999999999999", "1.5", "1e3", "1E3", "-", "null", "\"1\"", "true"}
+	for _, lit := range lits {
+		for _, after := range []string{"", ",", "}", " ", "x"} {
+			s := scanner{b: []byte(lit + after)}
+			got, err := s.int()
+			want, perr := strconv.ParseInt(lit, 10, 64)
+			switch {
+			case lit == "null":
+				if err != nil || got != 0 || s.i != 4 {
+					t.Errorf("%q: %d, %v at %d", lit+after, got, err, s.i)
+				}
+			case perr != nil:
+				if err == nil {
+					t.Errorf("%q: %d, want an error", lit+after, got)
+				}
+			default:
+				if err != nil || got != want || s.i != len(lit) {
+					t.Errorf("%q: %d, %v at %d; want %d at %d", lit+after, got, err, s.i, want, len(lit))
+				}
+			}
+		}
+	}
+	// JSON has no leading zeros: only the 0 is read, and the caller then
+	// finds the next digit unexpected.
+	for _, lit := range []string{"01", "-01", "00", "0123456789"} {
+		s := scanner{b: []byte(lit)}
+		if got, err := s.int(); err != nil || got != 0 || s.b[s.i-1] != '0' || s.i == len(lit) {
+			t.Errorf("%q: %d, %v, stopped at %d", lit, got, err, s.i)
 		}
 	}
 }

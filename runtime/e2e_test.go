@@ -65,7 +65,7 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(func() { reg.Close() })
 
 	handler := func(ctx context.Context, c transforms.Change[products.Row]) ([]transforms.Record[products.Product], error) {
-		if c.After != nil && c.After.ID == panicID {
+		if after := c.After(); after != nil && after.ID == panicID {
 			var m map[string]int
 			m["boom"]++ // a real bug: write to a nil map
 		}

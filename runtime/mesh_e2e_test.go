@@ -53,9 +53,9 @@ type customer struct {
 }
 
 func handleCustomer(_ context.Context, c transforms.Change[customerRow]) ([]transforms.Record[customer], error) {
-	row, deleted := c.After, false
+	row, deleted := c.After(), false
 	if row == nil {
-		row, deleted = c.Before, true
+		row, deleted = c.Before(), true
 	}
 	if row == nil {
 		return nil, fmt.Errorf("no row image")
@@ -77,10 +77,11 @@ func handleMember(_ context.Context, c transforms.Change[customerRow]) ([]transf
 	if err := json.Unmarshal(c.Change.Key, &key); err != nil {
 		return nil, err
 	}
-	if c.After == nil {
+	after := c.After()
+	if after == nil {
 		return []transforms.Record[countryMember]{{Key: key, Deleted: true}}, nil
 	}
-	return []transforms.Record[countryMember]{{Key: key, Value: countryMember{CustomerID: c.After.ID, Country: c.After.Country}}}, nil
+	return []transforms.Record[countryMember]{{Key: key, Value: countryMember{CustomerID: after.ID, Country: after.Country}}}, nil
 }
 
 // Tokens of the mesh test, one per role.

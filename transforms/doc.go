@@ -2,9 +2,9 @@
 // against.
 //
 // A handler is one typed Go function. It receives a Change whose row images
-// are already decoded into the engineer's struct and returns zero or more
-// Records, each an entity version with a key, a valid-time period and a
-// payload:
+// it reads as the engineer's struct (c.After(), c.Before(), c.Key(), each
+// decoded only when asked for) and returns zero or more Records, each an
+// entity version with a key, a valid-time period and a payload:
 //
 //	func handle(ctx context.Context, c transforms.Change[Product]) ([]transforms.Record[Product], error)
 //

@@ -23,14 +23,15 @@ func Projection[Row any](key func(*Row) string) Handler[Row, Row] {
 	return func(_ context.Context, c Change[Row]) ([]Record[Row], error) {
 		switch c.Op {
 		case cdc.OpCreate, cdc.OpRead, cdc.OpUpdate:
-			if c.After == nil {
+			after := c.After()
+			if after == nil {
 				return nil, fmt.Errorf("%w: op %q without an after image", ErrUnsupportedOp, c.Op)
 			}
-			return []Record[Row]{{Key: key(c.After), Value: *c.After}}, nil
+			return []Record[Row]{{Key: key(after), Value: *after}}, nil
 		case cdc.OpDelete:
-			last := c.Before
+			last := c.Before()
 			if last == nil {
-				last = c.Key
+				last = c.Key()
 			}
 			if last == nil {
 				return nil, fmt.Errorf("%w: delete without before image or record key: cannot tell which entity", ErrUnsupportedOp)

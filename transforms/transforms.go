@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshlet/meshlet/cdc"
@@ -27,18 +28,86 @@ type Record[T any] struct {
 	Value T
 }
 
-// Change is a CDC change with its row images decoded into T. Before, After and
-// Key are nil when the change does not carry them; the embedded *cdc.Change
-// gives the op, commit time, source position and origin.
+// Change is a CDC change whose row images are read into T when the handler
+// asks for them: Before, After and Key each decode their image on the first
+// call and return the same row after that, so an image a handler never
+// reads costs nothing (an update's old row, for most products). The
+// embedded *cdc.Change gives the op, commit time, source position and
+// origin, and the images as JSON.
+//
+// A row that does not fit T reads as nil, and the change then fails with
+// an error wrapping ErrRowDecode, whatever the handler returns; an image
+// the handler does not read is not checked. A Change is meant for the one
+// handler call it is passed to, on that call's goroutine. Typed makes
+// them; a handler's own tests make them with NewChange.
 type Change[T any] struct {
 	*cdc.Change
-	Before *T
-	After  *T
-	// Key is the Kafka record key decoded into T (only the key columns are
-	// set) when the key is a JSON object, as Debezium's is. A key that is a
-	// plain value, such as another product's entity key (meshlet-avro),
-	// leaves it nil: read it from Change.Change.Key.
-	Key *T
+	rows *rows[T]
+}
+
+// rows holds what a Change has decoded so far.
+type rows[T any] struct {
+	dec                *cdc.RowDecoder[T]
+	before, after, key *T
+	read               uint8 // images decoded: readBefore, readAfter, readKey
+	err                error // the first image that did not decode
+}
+
+const (
+	readBefore = 1 << iota
+	readAfter
+	readKey
+)
+
+// NewChange makes the Change a handler gets for c, for calling a handler
+// outside the runtime, as its tests do.
+func NewChange[T any](c *cdc.Change) Change[T] {
+	return Change[T]{Change: c, rows: &rows[T]{dec: cdc.NewRowDecoder[T]()}}
+}
+
+// Before is the row before the change, nil when the change carries none:
+// always for inserts and snapshot reads, and for updates and deletes whose
+// source sends no old row (see cdc.Change.BeforeMissing).
+func (c Change[T]) Before() *T { return c.image(readBefore) }
+
+// After is the row after the change, nil for deletes and truncates.
+func (c Change[T]) After() *T { return c.image(readAfter) }
+
+// Key is the Kafka record key decoded into T (only the key columns are
+// set) when the key is a JSON object, as Debezium's is. A key that is a
+// plain value, such as another product's entity key (meshlet-avro), gives
+// nil: read it from Change.Change.Key.
+func (c Change[T]) Key() *T { return c.image(readKey) }
+
+// image returns the row of one image, decoding it on the first call.
+func (c Change[T]) image(which uint8) *T {
+	r := c.rows
+	if r == nil || c.Change == nil {
+		return nil
+	}
+	var slot **T
+	var name string
+	var raw json.RawMessage
+	switch which {
+	case readBefore:
+		slot, name, raw = &r.before, "before", c.Change.Before
+	case readAfter:
+		slot, name, raw = &r.after, "after", c.Change.After
+	default:
+		if !isObject(c.Change.Key) {
+			return nil
+		}
+		slot, name, raw = &r.key, "key", c.Change.Key
+	}
+	if r.read&which == 0 {
+		r.read |= which
+		v, err := decodeRow(r.dec, name, raw)
+		if err != nil && r.err == nil {
+			r.err = err
+		}
+		*slot = v
+	}
+	return *slot
 }
 
 // Handler is the function a domain engineer writes.
@@ -75,31 +144,45 @@ func Chain(f Func, mws ...Middleware) Func {
 var ErrRowDecode = errors.New("row does not decode into the handler's type")
 
 // Typed adapts a typed handler to Func.
+//
+// The row images are read into In, when the handler asks for them, by a
+// cdc.RowDecoder planned once here for In, with encoding/json's result;
+// the rows, what they point to and the Changes' own state come from chunks
+// shared across changes, so a change costs no allocation of its own for
+// them. An image that does not fit In fails the change with an error
+// wrapping ErrRowDecode that names the image and the field, e.g.
+// "after.weight".
 func Typed[In, Out any](h Handler[In, Out]) Func {
+	dec := cdc.NewRowDecoder[In]()
+	var spare atomic.Pointer[[]rows[In]]
 	return func(ctx context.Context, c *cdc.Change, out []Output) ([]Output, error) {
-		tc := Change[In]{Change: c}
-		var err error
-		if tc.Before, err = decodeRow[In]("before", c.Before); err != nil {
-			return out, err
+		// A Change's state is never reused: a handler may keep its Change.
+		free := spare.Swap(nil)
+		if free == nil || len(*free) == 0 {
+			chunk := make([]rows[In], rowsChunk)
+			free = &chunk
 		}
-		if tc.After, err = decodeRow[In]("after", c.After); err != nil {
-			return out, err
+		r := &(*free)[0]
+		*free = (*free)[1:]
+		spare.Store(free)
+		r.dec = dec
+
+		recs, err := h(ctx, Change[In]{Change: c, rows: r})
+		if r.err != nil {
+			return out, r.err
 		}
-		if isObject(c.Key) {
-			if tc.Key, err = decodeRow[In]("key", c.Key); err != nil {
-				return out, err
-			}
-		}
-		recs, err := h(ctx, tc)
 		if err != nil {
 			return out, err
 		}
-		for _, r := range recs {
-			out = append(out, Output{Key: r.Key, ValidFrom: r.ValidFrom, ValidTo: r.ValidTo, Deleted: r.Deleted, Value: r.Value})
+		for _, rec := range recs {
+			out = append(out, Output{Key: rec.Key, ValidFrom: rec.ValidFrom, ValidTo: rec.ValidTo, Deleted: rec.Deleted, Value: rec.Value})
 		}
 		return out, nil
 	}
 }
+
+// rowsChunk is how many Changes' state one allocation serves.
+const rowsChunk = 64
 
 func isObject(raw json.RawMessage) bool {
 	for _, b := range raw {
@@ -112,13 +195,17 @@ func isObject(raw json.RawMessage) bool {
 	return false
 }
 
-func decodeRow[T any](field string, raw json.RawMessage) (*T, error) {
+func decodeRow[T any](rows *cdc.RowDecoder[T], image string, raw json.RawMessage) (*T, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
-	v := new(T)
-	if err := json.Unmarshal(raw, v); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrRowDecode, field, err)
+	v, err := rows.New(raw)
+	if err != nil {
+		var de *cdc.DecodeError
+		if errors.As(err, &de) && de.Field != "" {
+			return nil, fmt.Errorf("%w: %s.%s: %s", ErrRowDecode, image, de.Field, de.Reason)
+		}
+		return nil, fmt.Errorf("%w: %s: %v", ErrRowDecode, image, err)
 	}
 	return v, nil
 }

@@ -36,11 +36,11 @@ var KeyFields = []string{"id"}
 // Handle publishes each customer, the country code upper-cased. A delete
 // retracts the customer.
 func Handle(_ context.Context, c transforms.Change[Row]) ([]transforms.Record[Customer], error) {
-	row, deleted := c.After, false
+	row, deleted := c.After(), false
 	if row == nil {
-		row, deleted = c.Before, true
+		row, deleted = c.Before(), true
 		if row == nil {
-			row = c.Key
+			row = c.Key()
 		}
 	}
 	if row == nil {

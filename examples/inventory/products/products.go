@@ -44,11 +44,11 @@ func Handle(_ context.Context, c transforms.Change[Row]) ([]transforms.Record[Pr
 	if c.Op == cdc.OpTruncate {
 		return nil, fmt.Errorf("%w: truncate of %s.%s", transforms.ErrUnsupportedOp, c.Source.Schema, c.Source.Table)
 	}
-	row, deleted := c.After, false
+	row, deleted := c.After(), false
 	if row == nil {
-		row, deleted = c.Before, true
+		row, deleted = c.Before(), true
 		if row == nil {
-			row = c.Key
+			row = c.Key()
 		}
 	}
 	if row == nil {
