@@ -21,6 +21,7 @@ func init() {
 
 const verifyUsage = `audit verify [--since CHECKPOINT [--key KEY]] DIR
        meshlet audit verify [--key KEY] [--json] DIR
+       meshlet audit verify --kafka BROKERS --product URN [--key KEY] [--json]
 
 Checks every change log under DIR: frames, checksums, sequence and hash
 chain, and that the log's entries still hash to the root of the newest
@@ -37,6 +38,12 @@ a log with checkpoints and no key fails. The key beside the logs shows
 damage and clumsy tampering; to rule out a replaced key and re-signed
 notes, pass a key you obtained independently (audit key prints it).
 
+With --kafka, the logs are read straight from the product's changelog
+topic (meshlet.<product>.changelog) and checked the same way, each against
+the newest checkpoint in its checkpoints topic, so an auditor with Kafka
+access alone can verify; without --key, the verifier key published in the
+checkpoints topic is used.
+
 Prints a table of every log, fine or not, and exits 1 naming each log that
 failed.`
 
@@ -46,7 +53,7 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
-func cmdAuditVerify(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		since  listFlag
 		key    string
@@ -56,9 +63,18 @@ func cmdAuditVerify(_ context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Var(&since, "since", "a signed checkpoint `FILE` (or a directory of them) from an earlier audit the logs must extend; repeatable")
 	fs.StringVar(&key, "key", "", "the verifier `KEY` (or a file holding it) the checkpoints must be signed with (default: checkpoint.pub beside the logs)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON for machines")
+	brokers := fs.String("kafka", "", "verify from the changelog topic on these comma-separated `BROKERS` instead of a directory")
+	product := fs.String("product", "", "with --kafka: the product's `URN`")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	if *brokers != "" {
+		if len(pos) != 0 || *product == "" || len(since) > 0 {
+			fs.Usage()
+			return usageError("audit verify --kafka needs --product URN and takes no DIR or --since")
+		}
+		return verifyKafka(ctx, stdout, *brokers, *product, key, asJSON)
 	}
 	if err := wantArgs(fs, "audit verify", pos, "DIR"); err != nil {
 		return err
