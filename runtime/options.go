@@ -38,6 +38,7 @@ type config struct {
 	transactionTimeout time.Duration // 0: franz-go's default (40s)
 
 	createTopics bool
+	localLogOnly bool // no changelog topic: the local segments are the log
 
 	redisAddr          string
 	httpAddr           string
@@ -129,6 +130,14 @@ func TransactionTimeout(d time.Duration) Option {
 // do not exist, with the input topics' partition count (default: they must
 // exist, as on a cluster whose topics a platform team manages).
 func CreateTopics() Option { return func(c *config) { c.createTopics = true } }
+
+// LocalLogOnly keeps the change logs on the replica's disk only, without
+// the changelog topic that is otherwise their durable home (see the
+// package doc). A replica's disk is then the only copy of its logs, so a
+// lost disk loses audit history and replicas must share a data directory;
+// it exists for measuring what the mirroring costs, and at-least-once
+// delivery implies it.
+func LocalLogOnly() Option { return func(c *config) { c.localLogOnly = true } }
 
 // Redis is the Redis that holds shared state: the entities' current state
 // for the query port, data-subject keys, the mesh registry and the control

@@ -91,7 +91,26 @@ func (r *Runner) reconcile(ctx context.Context, cl *kgo.Client, p *partition) er
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFatal, err)
 	}
-	if m, marked := parseMarker(meta); ok && marked {
+	m, marked := parseMarker(meta)
+	marked = marked && ok
+	if r.clog != nil {
+		// The changelog topic holds the committed log: the cache is made
+		// equal to it (changelog.go); the marker says how far committed
+		// history reaches for a log older than its mirror.
+		if err := r.clog.reconcileWithTopic(ctx, r, p, m.seq, marked); err != nil {
+			return err
+		}
+		switch {
+		case rs != nil && marked:
+			if err := r.resumeReprocess(p, rs, committed, m); err != nil {
+				return err
+			}
+		case rs != nil:
+			r.restartReprocess(rs)
+		}
+		return r.refillWindow(p)
+	}
+	if marked {
 		if seq, _, _ := p.log.Tail(); seq < m.seq {
 			return fmt.Errorf("%w: change log %s ends at seq %d but group %s committed %s/%d with seq %d: committed entries are missing (a log from another copy of the data directory?)",
 				ErrFatal, p.log.Dir(), seq, r.cfg.group, p.key.topic, p.key.partition, m.seq)
@@ -166,6 +185,35 @@ func (r *Runner) checkRewindSpan(p *partition, committed int64) error {
 			"would be taken back, so the group's offsets were reset, deleted or expired, or the log belongs to another group; "+
 			"refusing to erase committed history (restore the group's offsets to %d)",
 			ErrFatal, p.log.Dir(), last, state, p.key.topic, p.key.partition, r.cfg.maxBatch, last+1)
+	}
+	return nil
+}
+
+// checkDropSpan refuses to take back the entries of p's log past seq s
+// when their input offsets span more than one batch can read (see
+// checkRewindSpan): without a commit marker, that much is committed
+// history, not an uncommitted batch.
+func (r *Runner) checkDropSpan(p *partition, s uint64) error {
+	n, _, _ := p.log.Tail()
+	if n <= s {
+		return nil
+	}
+	var first, last int64 = -1, -1
+	err := p.log.Scan(s+1, func(e *auditlog.Entry) error {
+		if first < 0 {
+			first = e.Prov.Offset
+		}
+		last = e.Prov.Offset
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: change log %s: %w", ErrFatal, p.log.Dir(), err)
+	}
+	if span := 2*int64(r.cfg.maxBatch) + 1000; last-first >= span {
+		return fmt.Errorf("%w: change log %s holds %d entries (input offsets %d..%d) that neither the changelog topic nor a commit marker of group %s records for %s/%d: "+
+			"more than one batch (%d records) would be taken back, so the group's offsets were reset, deleted or expired, or the log belongs to another group; "+
+			"refusing to erase committed history (restore the group's offsets to %d)",
+			ErrFatal, p.log.Dir(), n-s, first, last, r.cfg.group, p.key.topic, p.key.partition, r.cfg.maxBatch, last+1)
 	}
 	return nil
 }

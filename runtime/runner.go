@@ -73,6 +73,7 @@ type Runner struct {
 	assignErr atomic.Pointer[error]
 
 	whole   wholeTx
+	clog    *changelog // nil: the local segments are the only copy (LocalLogOnly, at least once)
 	stats   Stats
 	metrics *metrics
 	serve   *serving
@@ -181,6 +182,21 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 	if cfg.sessionTimeout > 0 {
 		g.Extra = append(g.Extra, kgo.SessionTimeout(cfg.sessionTimeout))
 	}
+	mirror := cfg.delivery == ExactlyOnce && !cfg.localLogOnly
+	if mirror {
+		// Changelog records name their partition: the input partition's.
+		g.Extra = append(g.Extra, kgo.RecordPartitioner(kafka.Partitioner(kafka.ChangelogTopic(p.Manifest.ID))),
+			kgo.ProducerBatchMaxBytes(int32(changelogRecordLimit)))
+	}
+	if mirror {
+		// Before the session: joining the group may assign partitions,
+		// whose reconciliation reads the changelog, at once.
+		pub, _ := os.ReadFile(filepath.Join(cfg.dataDir, auditlog.VerifierFile))
+		if r.clog, err = startChangelog(ctx, r, pub); err != nil {
+			return nil, err
+		}
+		r.serve.publish = r.clog.publishCheckpoint
+	}
 	if cfg.delivery == AtLeastOnce {
 		r.sess, err = kafka.AtLeastOnce(g)
 	} else {
@@ -190,6 +206,7 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		r.sess, err = kafka.Transactional(g)
 	}
 	if err != nil {
+		r.clog.close()
 		return nil, err
 	}
 	r.kcl.Store(r.sess.Client())
@@ -531,6 +548,9 @@ func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartitio
 	if err := p.log.Append(b.entries); err != nil {
 		return fmt.Errorf("%w: change log %s: %w", ErrFatal, p.log.Dir(), err)
 	}
+	if r.clog != nil {
+		r.clog.queue(b, p, b.entries)
+	}
 	if r.serve.current != nil {
 		p.committed = append(p.committed, b.entries...) // published once the batch commits
 	}
@@ -577,6 +597,7 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 
 func (r *Runner) close(cause error) {
 	r.sess.Close()
+	defer r.clog.close()
 	r.lineage.stop(cause)
 	r.mesh.stop()
 	r.plane.stop()

@@ -28,6 +28,9 @@ import (
 type serving struct {
 	log                *slog.Logger
 	checkpointInterval time.Duration
+	// publish sends each signed checkpoint to Kafka too; nil: kept beside
+	// the log only.
+	publish func(ctx context.Context, key partitionKey, size uint64, note []byte)
 
 	signer         note.Signer
 	lastCheckpoint time.Time
@@ -161,13 +164,14 @@ func (s *serving) afterCommit(ctx context.Context, parts *partitions) {
 // covers an entry that a later abort could take back.
 func (s *serving) checkpointInBackground(parts *partitions) {
 	type target struct {
+		key  partitionKey
 		log  *auditlog.Log
 		size uint64
 	}
 	var targets []target
 	parts.each(func(p *partition) {
 		seq, _, _ := p.log.Tail()
-		targets = append(targets, target{p.log, seq})
+		targets = append(targets, target{p.key, p.log, seq})
 	})
 	s.lastCheckpoint = time.Now()
 	s.busy.Store(true)
@@ -176,9 +180,12 @@ func (s *serving) checkpointInBackground(parts *partitions) {
 		defer s.checkpointing.Done()
 		defer s.busy.Store(false)
 		for _, t := range targets {
-			if _, err := t.log.CheckpointAt(s.signer, t.size); err != nil {
+			msg, err := t.log.CheckpointAt(s.signer, t.size)
+			if err != nil {
 				s.log.Error("checkpoint failed; will retry", "dir", t.log.Dir(), "err", err)
+				continue
 			}
+			s.published(t.key, t.size, msg)
 		}
 	}()
 }
@@ -191,9 +198,23 @@ func (s *serving) checkpoint(p *partition) {
 		return
 	}
 	s.checkpointing.Wait()
-	if _, err := p.log.Checkpoint(s.signer); err != nil {
+	msg, err := p.log.Checkpoint(s.signer)
+	if err != nil {
 		s.log.Error("checkpoint failed; will retry", "dir", p.log.Dir(), "err", err)
+		return
 	}
+	seq, _, _ := p.log.Tail()
+	s.published(p.key, seq, msg)
+}
+
+// published sends a signed checkpoint to Kafka, when the product mirrors
+// its logs there. A checkpoint of an empty log states nothing and is not
+// sent.
+func (s *serving) published(key partitionKey, size uint64, msg []byte) {
+	if s.publish == nil || size == 0 || msg == nil {
+		return
+	}
+	s.publish(context.Background(), key, size, msg)
 }
 
 func (s *serving) stop() {

@@ -1,0 +1,201 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/ports/kafka"
+	"github.com/meshlet/meshlet/runtime"
+)
+
+// runWith starts the stack's product with its data directory dir and
+// extra options, and returns a stop function that waits for Run.
+func (s *stack) runWith(dir string, opts ...runtime.Option) (*runtime.Runner, func() error) {
+	s.t.Helper()
+	base := []runtime.Option{runtime.SeedBrokers(s.brokers...), runtime.SchemaRegistry(s.registry), runtime.DataDir(dir),
+		runtime.Logger(slog.New(slog.NewTextHandler(s.t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})))}
+	r, err := runtime.Start(context.Background(), s.product, append(base, opts...)...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.runner = r
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		err := r.Run(ctx)
+		if err != nil {
+			s.t.Logf("Run: %v", err)
+		}
+		done <- err
+	}()
+	stop := sync.OnceValue(func() error { cancel(); return <-done })
+	s.t.Cleanup(func() { stop() })
+	return r, stop
+}
+
+// topicLogs reads the product's changelog topic: each log's record values
+// in order.
+func (s *stack) topicLogs() map[string][][]byte {
+	s.t.Helper()
+	topic := kafka.ChangelogTopic(s.product.Manifest.ID)
+	out := map[string][][]byte{}
+	for p := int32(0); p < 3; p++ {
+		_, err := kafka.ReadPartition(context.Background(), []kgo.Opt{kgo.SeedBrokers(s.brokers...)}, topic, p, 0, func(r *kgo.Record) error {
+			out[string(r.Key)] = append(out[string(r.Key)], bytes.Clone(r.Value))
+			return nil
+		})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// localLogs reads every log under dir as changelog records.
+func localLogs(t *testing.T, dir string) map[string][][]byte {
+	t.Helper()
+	out := map[string][][]byte{}
+	logs, _ := filepath.Glob(filepath.Join(dir, "changelog", "*"))
+	for _, d := range logs {
+		if strings.Contains(filepath.Base(d), ".diverged-") {
+			continue
+		}
+		l, err := auditlog.Open(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = l.Scan(1, func(e *auditlog.Entry) error {
+			out[filepath.Base(d)] = append(out[filepath.Base(d)], auditlog.AppendRecord(nil, e))
+			return nil
+		})
+		l.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func sameLogs(t *testing.T, what string, got, want map[string][][]byte) {
+	t.Helper()
+	for name, recs := range want {
+		if len(got[name]) != len(recs) {
+			t.Errorf("%s: log %s has %d entries, want %d", what, name, len(got[name]), len(recs))
+			continue
+		}
+		for i := range recs {
+			if !bytes.Equal(got[name][i], recs[i]) {
+				t.Errorf("%s: log %s entry %d differs", what, name, i+1)
+				break
+			}
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok && len(got[name]) > 0 {
+			t.Errorf("%s: log %s is not expected", what, name)
+		}
+	}
+}
+
+// The changelog topic holds every log byte for byte; a replica with an
+// empty disk restores the logs from it and goes on from there; a cache
+// from another history is set aside and replaced.
+func TestChangelogTopicIsTheLog(t *testing.T) {
+	s := startStack(t)
+	in := s.product.Manifest.InputPorts[0].Topic
+	first := recorded(t, in)
+	s.produce(first)
+	_, stop := s.runWith(s.dataDir)
+	s.waitEvents(int64(len(first)))
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	want := localLogs(t, s.dataDir)
+	if len(want) != 3 {
+		t.Fatalf("%d local logs, want 3", len(want))
+	}
+	sameLogs(t, "topic after the first run", s.topicLogs(), want)
+
+	// The same replica (instance 0) on a new, empty disk: it restores.
+	empty := t.TempDir()
+	r, stop := s.runWith(empty)
+	s.produce(moreUpdates(t, in))
+	waitFor(t, func() bool { return r.Stats().EventsIn.Load() >= 3 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	restored := localLogs(t, empty)
+	sameLogs(t, "topic after the run on an empty disk", s.topicLogs(), restored)
+	for name, recs := range want {
+		if len(restored[name]) < len(recs) || !slices.EqualFunc(restored[name][:len(recs)], recs, bytes.Equal) {
+			t.Errorf("log %s on the new disk does not start with the restored history", name)
+		}
+	}
+	if _, err := auditlog.VerifyTree(filepath.Join(empty, "changelog")); err != nil {
+		t.Fatalf("restored logs: %v", err)
+	}
+
+	// Back on the first disk, behind the topic by the second run's entries,
+	// with one log replaced by another history: that log is set aside and
+	// restored, the others catch up.
+	log0 := filepath.Join(s.dataDir, "changelog", in+"-0")
+	if err := os.RemoveAll(log0); err != nil {
+		t.Fatal(err)
+	}
+	fake, err := auditlog.Open(log0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Append([]auditlog.Entry{{Seq: 1, SystemTime: 1, ValidFrom: 1, Op: auditlog.OpAssert, Key: []byte("x"), Payload: []byte("not what committed")}}); err != nil {
+		t.Fatal(err)
+	}
+	fake.Close()
+	r, stop = s.runWith(s.dataDir)
+	// One more event: once it is processed, every partition assigned at
+	// start has been reconciled with the topic.
+	s.produce(moreUpdates(t, in)[:1])
+	waitFor(t, func() bool { return r.Stats().EventsIn.Load() >= 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	sameLogs(t, "the first disk after its rewritten log was set aside", s.topicLogs(), localLogs(t, s.dataDir))
+	if aside, _ := filepath.Glob(log0 + ".diverged-*"); len(aside) != 1 {
+		t.Fatalf("the diverged log was not set aside: %v", aside)
+	}
+}
+
+// moreUpdates are three new versions of product 101, each a distinct
+// source position.
+func moreUpdates(t *testing.T, topic string) []*kgo.Record {
+	t.Helper()
+	var out []*kgo.Record
+	for i := range 3 {
+		v := fmt.Sprintf(`{"before":null,"after":{"id":101,"name":"scooter","description":"v%d","weight":%d},"source":{"connector":"postgresql","ts_ms":%d,"lsn":%d,"txId":%d},"op":"u"}`,
+			i, i+1, 1700000000000+int64(i)*1000, 9000000+i, 9000+i)
+		out = append(out, &kgo.Record{Topic: topic, Key: []byte(`{"id":101}`), Value: []byte(v)})
+	}
+	return out
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 60s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
