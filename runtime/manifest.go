@@ -20,16 +20,16 @@ import (
 // Manifest is a product.yaml: the product's identity and ports, shaped after
 // the Open Data Product Standard (ODPS) v1.
 type Manifest struct {
-	APIVersion  string       `yaml:"apiVersion" json:"apiVersion,omitempty"`
-	Kind        string       `yaml:"kind" json:"kind,omitempty"`
-	ID          string       `yaml:"id" json:"id,omitempty"`
-	Name        string       `yaml:"name" json:"name,omitempty"`
-	Version     string       `yaml:"version" json:"version,omitempty"`
-	Status      string       `yaml:"status" json:"status,omitempty"`
-	Domain      string       `yaml:"domain" json:"domain,omitempty"`
-	Description string       `yaml:"description" json:"description,omitempty"`
-	Team        Team         `yaml:"team" json:"team,omitempty"`
-	InputPorts  []InputPort  `yaml:"inputPorts" json:"inputPorts,omitempty"`
+	APIVersion  string      `yaml:"apiVersion" json:"apiVersion,omitempty"`
+	Kind        string      `yaml:"kind" json:"kind,omitempty"`
+	ID          string      `yaml:"id" json:"id,omitempty"`
+	Name        string      `yaml:"name" json:"name,omitempty"`
+	Version     string      `yaml:"version" json:"version,omitempty"`
+	Status      string      `yaml:"status" json:"status,omitempty"`
+	Domain      string      `yaml:"domain" json:"domain,omitempty"`
+	Description string      `yaml:"description" json:"description,omitempty"`
+	Team        Team        `yaml:"team" json:"team,omitempty"`
+	InputPorts  []InputPort `yaml:"inputPorts" json:"inputPorts,omitempty"`
 	// OutputPorts are the stream ports: the Kafka topics the product
 	// publishes. The YAML's outputPorts list also holds the snapshot ports
 	// (kind: snapshot), which ParseManifest moves to SnapshotPorts; the

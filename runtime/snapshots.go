@@ -19,9 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 	_ "gocloud.dev/blob/fileblob" // file:// snapshot ports
 	_ "gocloud.dev/blob/s3blob"   // s3:// snapshot ports, and S3-compatible stores
+	"gocloud.dev/gcerrors"
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/ports/control"
