@@ -214,6 +214,10 @@ func (s *snapshotter) scheduled(ctx context.Context, p *snapshotPort) {
 	}
 	now := s.r.cfg.now()
 	if _, err := s.take(ctx, p); err != nil {
+		if errors.Is(err, errNothingYet) {
+			p.due = now + min(p.every, snapshotRetry).Microseconds()
+			return
+		}
 		if ctx.Err() == nil {
 			s.log.Warn("scheduled snapshot failed; will retry", "port", p.spec.Name, "retry_in", min(p.every, snapshotRetry).String(), "err", err)
 		}
@@ -233,6 +237,9 @@ func (s *snapshotter) taker() (ok, assigned bool) {
 	})
 	return ok, assigned
 }
+
+// errNothingYet: the change logs hold no entry to snapshot.
+var errNothingYet = errors.New("nothing recorded yet")
 
 // errNoSnapshotPort refuses a command naming a port the product lacks.
 var errNoSnapshotPort = errors.New("no such snapshot port")
@@ -333,6 +340,9 @@ func (s *snapshotter) take(ctx context.Context, p *snapshotPort) (*snapshot.Mani
 	}
 	if err := s.allLogs(ctx, adm, st); err != nil {
 		return nil, err
+	}
+	if !slices.ContainsFunc(st.Logs(), func(l auditlog.LogInfo) bool { return l.Entries > 0 }) {
+		return nil, errNothingYet
 	}
 	if err := s.covered(ctx, adm, st); err != nil {
 		return nil, err
