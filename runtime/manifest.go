@@ -248,7 +248,7 @@ func (m *Manifest) validate(v *validator) {
 	}
 	streams := 0
 	for _, p := range m.OutputPorts {
-		if p.Kind != PortSnapshot {
+		if p.Kind == "" || p.Kind == PortStream {
 			streams++
 		}
 	}

@@ -61,13 +61,13 @@ func parseEvery(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
 		if err != nil || n <= 0 {
-			return 0, fmt.Errorf("%q: want a duration such as 30m, 1h or 1d", s)
+			return 0, fmt.Errorf("%q; want a duration such as 30m, 1h or 1d", s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q: want a duration such as 30m, 1h or 1d", s)
+		return 0, fmt.Errorf("%q; want a duration such as 30m, 1h or 1d", s)
 	}
 	return d, nil
 }
