@@ -33,8 +33,8 @@ import (
 )
 
 // snapshotProduct is the example product with a snapshot port writing to
-// dir every hour, keeping two.
-func snapshotProduct(t *testing.T, dir string) *runtime.Product {
+// url every hour, keeping two.
+func snapshotProduct(t *testing.T, url string) *runtime.Product {
 	t.Helper()
 	yml, err := os.ReadFile("../examples/inventory/products/product.yaml")
 	if err != nil {
@@ -44,7 +44,7 @@ func snapshotProduct(t *testing.T, dir string) *runtime.Product {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := fmt.Sprintf("  - name: products-hourly\n    kind: snapshot\n    of: products\n    every: 1h\n    retain: 2\n    url: file://%s\n", dir)
+	port := fmt.Sprintf("  - name: products-hourly\n    kind: snapshot\n    of: products\n    every: 1h\n    retain: 2\n    url: %s\n", url)
 	text := strings.Replace(string(yml), "\ndeadLetter:", "\n"+port+"deadLetter:", 1)
 	fsys := fstest.MapFS{"product.yaml": {Data: []byte(text)}, "schemas/product.avsc": {Data: avsc}}
 	p, err := runtime.NewProduct(fsys, "product.yaml", transforms.Typed(products.Handle))
@@ -115,7 +115,23 @@ func snapshotsIn(t *testing.T, dir string) []string {
 // new input gives a snapshot, proven against the change log and holding
 // every event committed before it; two are kept; the control command
 // takes one at once; discovery and the contract announce the port.
-func TestSnapshotPort(t *testing.T) {
+// snapshotWorld is the example product with a snapshot port, running on
+// kfake (TCP) and the embedded registry (HTTP) with its clock in the
+// test's hands and checkpoints an hour apart.
+type snapshotWorld struct {
+	t      *testing.T
+	r      *runtime.Runner
+	clock  *fakeClock
+	base   string // the management port
+	data   string
+	feed   func(n int)
+	fed    int64
+	stop   func() error
+	client *kgo.Client
+}
+
+func startSnapshotProduct(t *testing.T, url string) *snapshotWorld {
+	t.Helper()
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -126,8 +142,7 @@ func TestSnapshotPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	out := t.TempDir()
-	p := snapshotProduct(t, out)
+	p := snapshotProduct(t, url)
 	m := p.Manifest
 	if len(m.OutputPorts) != 1 || len(m.SnapshotPorts) != 1 {
 		t.Fatalf("ports: %d stream, %d snapshot", len(m.OutputPorts), len(m.SnapshotPorts))
@@ -145,25 +160,24 @@ func TestSnapshotPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{}
-	clock.us.Store(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixMicro())
-	data := t.TempDir()
-	r, err := runtime.Start(context.Background(), p,
-		runtime.SeedBrokers(broker.ListenAddrs()...), runtime.SchemaRegistry(reg.URL()), runtime.DataDir(data),
-		runtime.ManagementAddr("127.0.0.1:0"), runtime.Tokens(tokens), runtime.Clock(clock.now),
+	w := &snapshotWorld{t: t, clock: &fakeClock{}, data: t.TempDir(), client: client}
+	w.clock.us.Store(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixMicro())
+	w.r, err = runtime.Start(context.Background(), p,
+		runtime.SeedBrokers(broker.ListenAddrs()...), runtime.SchemaRegistry(reg.URL()), runtime.DataDir(w.data),
+		runtime.ManagementAddr("127.0.0.1:0"), runtime.Tokens(tokens), runtime.Clock(w.clock.now),
 		runtime.CheckpointInterval(time.Hour), runtime.Logger(slog.New(slog.NewTextHandler(t.Output(), nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	stop := sync.OnceValue(func() error { cancel(); return <-done })
-	t.Cleanup(func() { stop() })
-	base := "http://" + r.HTTPAddr().String()
+	go func() { done <- w.r.Run(ctx) }()
+	w.stop = sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { w.stop() })
+	w.base = "http://" + w.r.HTTPAddr().String()
 
 	lsn := int64(40_000_000)
-	feed := func(n int) {
+	w.feed = func(n int) {
 		t.Helper()
 		var lines [][]byte
 		for i := range n {
@@ -182,15 +196,29 @@ func TestSnapshotPort(t *testing.T) {
 		if err := client.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
+		w.fed += int64(n)
+		waitUntil(t, "the product to consume what was fed", func() bool { return w.r.Stats().EventsIn.Load() >= w.fed })
 	}
-	var fed int64
+	return w
+}
+
+// TestSnapshotPort: each hour of product time with new input gives a
+// snapshot in the port's directory, proven against the change log and
+// holding every event committed before it (with checkpoints an hour
+// apart, the port signs what the commit markers prove committed); two
+// are kept; an idle hour writes none; the control command takes one at
+// once; discovery and the contract announce the port.
+func TestSnapshotPort(t *testing.T) {
+	out := t.TempDir()
+	w := startSnapshotProduct(t, "file://"+out)
+	r, clock, base, data := w.r, w.clock, w.base, w.data
+	feed, stop := w.feed, w.stop
+
 	// round feeds n events, lets an hour of product time pass, and
 	// returns the snapshot that holds them all.
 	round := func(n int) string {
 		t.Helper()
 		feed(n)
-		fed += int64(n)
-		waitUntil(t, "the product to consume what was fed", func() bool { return r.Stats().EventsIn.Load() >= fed })
 		clock.advance(time.Hour)
 		var newest string
 		waitUntil(t, "a snapshot of everything fed", func() bool {
@@ -203,11 +231,7 @@ func TestSnapshotPort(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var entries uint64
-			for _, l := range sm.Logs {
-				entries += l.Entries
-			}
-			return int64(entries) == r.Stats().Records.Load()
+			return entriesOf(sm) == r.Stats().Records.Load()
 		})
 		return newest
 	}
@@ -230,8 +254,6 @@ func TestSnapshotPort(t *testing.T) {
 
 	// The control command takes one now.
 	feed(4)
-	fed += 4
-	waitUntil(t, "the product to consume what was fed", func() bool { return r.Stats().EventsIn.Load() >= fed })
 	var issued struct {
 		ID string `json:"command_id"`
 	}
@@ -292,11 +314,7 @@ func proveHolds(t *testing.T, data, dir string, committed int64) {
 	if err != nil {
 		t.Fatalf("verify %s: %v", dir, err)
 	}
-	var entries uint64
-	for _, l := range rep.Manifest.Logs {
-		entries += l.Entries
-	}
-	if int64(entries) != committed {
+	if entries := entriesOf(rep.Manifest); entries != committed {
 		t.Fatalf("snapshot %s holds %d entries; the product had committed %d records when it was taken", filepath.Base(dir), entries, committed)
 	}
 	if len(rep.Manifest.Offsets) != 2 {
@@ -337,4 +355,13 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %v\n%s", url, resp.StatusCode, err, b)
 	}
 	return string(b)
+}
+
+// entriesOf counts the change-log entries a snapshot holds.
+func entriesOf(m *snapshot.Manifest) int64 {
+	var n uint64
+	for _, l := range m.Logs {
+		n += l.Entries
+	}
+	return int64(n)
 }
