@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gocloud.dev/blob"
@@ -59,6 +60,8 @@ type snapshotter struct {
 	byID    map[string]*snapshotJob // recent command jobs, so a redelivered command waits for its first run
 	order   []string
 	store   *auditlog.Store // opened on first use: the logs may not exist at start
+	writes  *prometheus.CounterVec
+	lastT   *prometheus.GaugeVec
 	cancel  context.CancelFunc
 	stopped sync.WaitGroup
 }
@@ -114,6 +117,15 @@ func (r *Runner) newSnapshotter(ctx context.Context) (*snapshotter, error) {
 				sp.due = at.UnixMicro() + every.Microseconds()
 			}
 		}
+	}
+	labels := prometheus.Labels{"data_product": m.ID}
+	s.writes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshlet_snapshot_writes_total", ConstLabels: labels,
+		Help: "Snapshots attempted by a snapshot port, by result: written, unchanged (nothing recorded since the last) or failed."}, []string{"port", "result"})
+	s.lastT = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshlet_snapshot_system_time_seconds", ConstLabels: labels,
+		Help: "System time T of the newest snapshot a snapshot port wrote (unix seconds)."}, []string{"port"})
+	if err := errors.Join(r.metrics.reg.Register(s.writes), r.metrics.reg.Register(s.lastT)); err != nil {
+		s.close()
+		return nil, err
 	}
 	secure, err := r.cfg.kafkaSecurity.Opts()
 	if err != nil {
@@ -321,39 +333,55 @@ func snapshotName(system int64) string {
 var snapshotNamePattern = regexp.MustCompile(`^\d{8}T\d{6}\.\d{6}Z$`)
 
 // take writes one snapshot of port p to its bucket and prunes the old
-// ones. It returns the manifest, the one already in the bucket when
-// nothing was recorded since it.
+// ones, counted in the port's metrics.
 func (s *snapshotter) take(ctx context.Context, p *snapshotPort) (*snapshot.Manifest, error) {
+	m, written, err := s.write(ctx, p)
+	switch {
+	case errors.Is(err, errNothingYet):
+	case err != nil:
+		s.writes.WithLabelValues(p.spec.Name, "failed").Inc()
+	case written:
+		s.writes.WithLabelValues(p.spec.Name, "written").Inc()
+		s.lastT.WithLabelValues(p.spec.Name).Set(float64(m.System) / 1e6)
+	default:
+		s.writes.WithLabelValues(p.spec.Name, "unchanged").Inc()
+	}
+	return m, err
+}
+
+// write takes the snapshot: the manifest, and whether it is new; when
+// nothing was recorded since the newest in the bucket, that one stands.
+func (s *snapshotter) write(ctx context.Context, p *snapshotPort) (*snapshot.Manifest, bool, error) {
 	r := s.r
 	stream := r.product.Manifest.OutputPorts[0]
 	adm := kadm.NewClient(s.kcl)
 	offs, err := snapshot.CommittedOffsets(ctx, adm, stream.Topic) // before anything else: they may lag T, never lead it
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	st, err := s.openStore()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := st.Refresh(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := s.allLogs(ctx, adm, st); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !slices.ContainsFunc(st.Logs(), func(l auditlog.LogInfo) bool { return l.Entries > 0 }) {
-		return nil, errNothingYet
+		return nil, false, errNothingYet
 	}
 	if err := s.covered(ctx, adm, st); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := st.Refresh(); err != nil { // take in the checkpoints' entries
-		return nil, err
+		return nil, false, err
 	}
 
 	tmp, err := os.MkdirTemp(filepath.Join(r.cfg.dataDir), ".snapshot-")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer os.RemoveAll(tmp)
 	local := filepath.Join(tmp, "snap")
@@ -367,17 +395,17 @@ func (s *snapshotter) take(ctx context.Context, p *snapshotPort) (*snapshot.Mani
 		snapshot.Offsets(offs...), snapshot.Kinds(kinds...), snapshot.SchemaID(r.output.schemaID), snapshot.PII(r.gate.PII()...),
 		snapshot.Clock(func() time.Time { return time.UnixMicro(r.cfg.now()) }))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	name := snapshotName(m.System)
 	if ok, err := p.bucket.Exists(ctx, name+"/"+snapshot.ManifestName); err != nil {
-		return nil, err
+		return nil, false, err
 	} else if ok {
 		s.log.Info("snapshot unchanged: nothing recorded since the last one", "port", p.spec.Name, "snapshot", name)
-		return m, nil
+		return m, false, nil
 	}
 	if err := upload(ctx, p.bucket, local, name, m); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	attrs := []any{"port", p.spec.Name, "snapshot", name, "url", p.spec.URL, "system_time", m.SystemText}
 	for _, f := range m.Files {
@@ -387,7 +415,7 @@ func (s *snapshotter) take(ctx context.Context, p *snapshotPort) (*snapshot.Mani
 	if err := p.prune(ctx, s.log); err != nil {
 		s.log.Warn("snapshot port: pruning old snapshots failed; will retry after the next", "port", p.spec.Name, "err", err)
 	}
-	return m, nil
+	return m, true, nil
 }
 
 func (s *snapshotter) openStore() (*auditlog.Store, error) {
@@ -487,6 +515,8 @@ func (s *snapshotter) covered(ctx context.Context, adm *kadm.Client, st *auditlo
 // checkpoint round of the batch loop is running: a round takes its sizes
 // after a commit, so one that starts later asks for at least as much.
 func (s *snapshotter) sign(ctx context.Context, adm *kadm.Client, need map[string]auditlog.LogInfo) error {
+	// Start sets r.serve before it joins the group, so once a partition
+	// is assigned (taker) the write is seen through the partitions' lock.
 	sv := s.r.serve
 	if sv == nil || sv.signer == nil || sv.busy.Load() {
 		return nil

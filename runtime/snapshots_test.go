@@ -252,6 +252,13 @@ func TestSnapshotPort(t *testing.T) {
 		t.Fatalf("an idle hour wrote snapshot %s", got[len(got)-1])
 	}
 
+	if n := scrape(t, base, "meshlet_snapshot_writes_total", `port="products-hourly"`, `result="written"`); n < 3 {
+		t.Fatalf("meshlet_snapshot_writes_total{result=written} = %v after three snapshots", n)
+	}
+	if n := scrape(t, base, "meshlet_snapshot_writes_total", `result="unchanged"`); n < 1 {
+		t.Fatalf("meshlet_snapshot_writes_total{result=unchanged} = %v after an idle hour", n)
+	}
+
 	// The control command takes one now.
 	feed(4)
 	var issued struct {
