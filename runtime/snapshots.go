@@ -677,6 +677,9 @@ func (p *snapshotPort) prune(ctx context.Context, log *slog.Logger) error {
 		if err := deletePrefix(ctx, p.bucket, name+"/"); err != nil {
 			return err
 		}
+		if u, err := url.Parse(p.spec.URL); err == nil && u.Scheme == "file" {
+			os.Remove(filepath.Join(u.Path, name)) // fileblob leaves the emptied directory
+		}
 		log.Info("snapshot deleted", "port", p.spec.Name, "snapshot", name, "retain", p.spec.Retain)
 	}
 	return nil
