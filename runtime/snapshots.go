@@ -97,6 +97,12 @@ func (r *Runner) newSnapshotter(ctx context.Context) (*snapshotter, error) {
 		return nil, nil
 	}
 	s := &snapshotter{r: r, log: r.log.With("area", "snapshot"), jobs: make(chan *snapshotJob), byID: map[string]*snapshotJob{}}
+	// A snapshot is written locally first; a crash leaves its directory.
+	if old, err := filepath.Glob(filepath.Join(r.cfg.dataDir, ".snapshot-*")); err == nil {
+		for _, d := range old {
+			os.RemoveAll(d)
+		}
+	}
 	for _, p := range m.SnapshotPorts {
 		every, err := p.SnapshotEvery()
 		if err != nil {
@@ -205,7 +211,11 @@ func (s *snapshotter) run(ctx context.Context) {
 				s.scheduled(ctx, p)
 				now = s.r.cfg.now()
 			}
-			wait = min(wait, time.Duration(p.due-now)*time.Microsecond)
+			// A port still due (another replica takes the snapshots)
+			// is looked at again after a poll.
+			if p.due > now {
+				wait = min(wait, time.Duration(p.due-now)*time.Microsecond)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -213,7 +223,7 @@ func (s *snapshotter) run(ctx context.Context) {
 		case j := <-s.jobs:
 			j.err = s.commanded(ctx, j.port)
 			close(j.done)
-		case <-time.After(max(wait, time.Millisecond)):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -379,7 +389,7 @@ func (s *snapshotter) write(ctx context.Context, p *snapshotPort) (*snapshot.Man
 		return nil, false, err
 	}
 
-	tmp, err := os.MkdirTemp(filepath.Join(r.cfg.dataDir), ".snapshot-")
+	tmp, err := os.MkdirTemp(r.cfg.dataDir, ".snapshot-")
 	if err != nil {
 		return nil, false, err
 	}
