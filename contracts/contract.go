@@ -27,6 +27,7 @@ type Contract struct {
 	Tags              []string         `yaml:"tags,omitempty"`
 	Description       *Description     `yaml:"description,omitempty"`
 	Team              *Team            `yaml:"team,omitempty"`
+	Servers           []Server         `yaml:"servers,omitempty"`
 	Schema            []Object         `yaml:"schema,omitempty"`
 	SLAProperties     []SLAProperty    `yaml:"slaProperties,omitempty"`
 	CustomProperties  []CustomProperty `yaml:"customProperties,omitempty"`
@@ -55,6 +56,23 @@ type TeamMember struct {
 	Name        string `yaml:"name,omitempty"`
 	Role        string `yaml:"role,omitempty"`
 	Description string `yaml:"description,omitempty"`
+}
+
+// Server is one place the contract's data can be read from, in ODCS's
+// shape: an identifier, a type (local, s3, azure, kafka, custom, ...) and
+// the fields that type takes. Meshlet writes one for each snapshot output
+// port, where the port's Parquet snapshots are kept.
+type Server struct {
+	Server      string `yaml:"server"`
+	Type        string `yaml:"type"`
+	Description string `yaml:"description,omitempty"`
+	Environment string `yaml:"environment,omitempty"`
+	// Location is a URL (s3, azure, custom); Path a file path (local).
+	Location         string           `yaml:"location,omitempty"`
+	Path             string           `yaml:"path,omitempty"`
+	EndpointURL      string           `yaml:"endpointUrl,omitempty"`
+	Format           string           `yaml:"format,omitempty"`
+	CustomProperties []CustomProperty `yaml:"customProperties,omitempty"`
 }
 
 // Object is one element of the contract's schema: for Meshlet, the record

@@ -25,6 +25,10 @@ type Spec struct {
 	// Quality holds object-level rules, e.g. duplicateValues over several
 	// fields (arguments.properties).
 	Quality []Rule `yaml:"quality"`
+	// Servers are where else the port's data can be read: the runtime
+	// fills them from the manifest's snapshot output ports (not written in
+	// product.yaml).
+	Servers []Server `yaml:"-" json:"-"`
 }
 
 // SLA are the service levels a port promises. Each is "<number><unit>"
@@ -149,6 +153,15 @@ func Generate(p Product, port Port) (*Contract, error) {
 		obj.Quality = append(obj.Quality, q)
 	}
 	c.Schema = []Object{obj}
+	seen := map[string]bool{}
+	for _, sv := range port.Spec.Servers {
+		if sv.Server == "" || seen[sv.Server] {
+			return nil, fmt.Errorf("contracts: port %s: server %q: want a unique, non-empty server id", port.Name, sv.Server)
+		}
+		seen[sv.Server] = true
+		sv.CustomProperties = slices.Clone(sv.CustomProperties)
+		c.Servers = append(c.Servers, sv)
+	}
 	for _, s := range []struct{ name, value string }{
 		{"latency", port.Spec.SLA.Latency}, {"frequency", port.Spec.SLA.Frequency}, {"retention", port.Spec.SLA.Retention},
 	} {

@@ -15,41 +15,57 @@ import (
 // controlPlane carries control commands to every replica: the management
 // port publishes them on a watermill bus (Redis Streams when the product
 // has a Redis, an in-process channel otherwise) and each replica handles
-// each command once (ports/control).
+// each command once (ports/control). It also runs the scheduled snapshot
+// ports, which the snapshot command triggers at once.
 type controlPlane struct {
-	bus    *control.Bus
-	owned  bool // the plane made the bus, so it closes it
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	bus       *control.Bus
+	owned     bool         // the plane made the bus, so it closes it
+	snapshots *snapshotter // nil without snapshot ports
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
+}
+
+// planeParts are what the control plane runs on: its bus and the
+// snapshot ports.
+type planeParts struct {
+	bus       *control.Bus
+	snapshots *snapshotter
 }
 
 // controlBus is the bus the options give, else Redis Streams when the
 // product has a Redis, else an in-process channel; owned says the product
-// made it.
-func (r *Runner) controlBus() (bus *control.Bus, owned bool, err error) {
+// made it. The snapshot ports' buckets are opened with it.
+func (r *Runner) controlBus() (parts planeParts, owned bool, err error) {
+	if parts.snapshots, err = r.newSnapshotter(context.Background()); err != nil {
+		return planeParts{}, false, err
+	}
 	switch {
 	case r.cfg.controlBus != nil:
-		return r.cfg.controlBus, false, nil
+		parts.bus = r.cfg.controlBus
+		return parts, false, nil
 	case r.rdb != nil:
-		bus, err = control.NewRedisBus(r.rdb, r.product.Manifest.ID, r.cfg.instance, r.log)
+		parts.bus, err = control.NewRedisBus(r.rdb, r.product.Manifest.ID, r.cfg.instance, r.log)
 		if err != nil {
-			return nil, false, fmt.Errorf("control bus: %w", err)
+			parts.snapshots.stop()
+			return planeParts{}, false, fmt.Errorf("control bus: %w", err)
 		}
-		return bus, true, nil
+		return parts, true, nil
 	}
-	return control.NewChannelBus(control.Instance(r.cfg.instance), control.Logger(r.log)), true, nil
+	parts.bus = control.NewChannelBus(control.Instance(r.cfg.instance), control.Logger(r.log))
+	return parts, true, nil
 }
 
-// startControlPlane runs handle for every command the bus delivers until
-// stop.
-func startControlPlane(bus *control.Bus, owned bool, handle func(context.Context, control.Command) error, log *slog.Logger) *controlPlane {
-	cp := &controlPlane{bus: bus, owned: owned}
+// startControlPlane runs handle for every command the bus delivers, and
+// the snapshot schedule, until stop.
+func startControlPlane(parts planeParts, owned bool, handle func(context.Context, control.Command) error, log *slog.Logger) *controlPlane {
+	cp := &controlPlane{bus: parts.bus, owned: owned, snapshots: parts.snapshots}
+	cp.snapshots.start()
 	ctx, cancel := context.WithCancel(context.Background())
 	cp.cancel = cancel
 	cp.done.Add(1)
 	go func() {
 		defer cp.done.Done()
-		if err := bus.Run(ctx, handle); err != nil && ctx.Err() == nil {
+		if err := cp.bus.Run(ctx, handle); err != nil && ctx.Err() == nil {
 			log.Error("control bus stopped; control commands are not received", "err", err)
 		}
 	}()
@@ -62,6 +78,7 @@ func (cp *controlPlane) stop() {
 	}
 	cp.cancel()
 	cp.done.Wait()
+	cp.snapshots.stop()
 	if cp.owned {
 		cp.bus.Close()
 	}
@@ -87,6 +104,8 @@ func (r *Runner) handleCommand(ctx context.Context, c control.Command) error {
 		err = r.SetPolicy(c.Policy.Actions)
 	case control.KindForget:
 		err = r.Forget(ctx, c.Forget.Subject)
+	case control.KindSnapshot:
+		err = r.plane.snapshots.command(ctx, c)
 	default:
 		err = fmt.Errorf("%w: unknown command kind %q", ErrRefused, c.Kind)
 	}
@@ -125,6 +144,9 @@ func (c controller) Issue(ctx context.Context, req mgmt.ControlRequest, by mgmt.
 	case mgmt.CommandForget:
 		cmd.Kind = control.KindForget
 		cmd.Forget = &control.Forget{Subject: req.Subject}
+	case mgmt.CommandSnapshot:
+		cmd.Kind = control.KindSnapshot
+		cmd.Snapshot = &control.Snapshot{Port: req.Port}
 	default:
 		return "", fmt.Errorf("%w: command %q", mgmt.ErrInvalid, req.Command)
 	}

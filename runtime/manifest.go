@@ -20,18 +20,25 @@ import (
 // Manifest is a product.yaml: the product's identity and ports, shaped after
 // the Open Data Product Standard (ODPS) v1.
 type Manifest struct {
-	APIVersion  string       `yaml:"apiVersion" json:"apiVersion,omitempty"`
-	Kind        string       `yaml:"kind" json:"kind,omitempty"`
-	ID          string       `yaml:"id" json:"id,omitempty"`
-	Name        string       `yaml:"name" json:"name,omitempty"`
-	Version     string       `yaml:"version" json:"version,omitempty"`
-	Status      string       `yaml:"status" json:"status,omitempty"`
-	Domain      string       `yaml:"domain" json:"domain,omitempty"`
-	Description string       `yaml:"description" json:"description,omitempty"`
-	Team        Team         `yaml:"team" json:"team,omitempty"`
-	InputPorts  []InputPort  `yaml:"inputPorts" json:"inputPorts,omitempty"`
+	APIVersion  string      `yaml:"apiVersion" json:"apiVersion,omitempty"`
+	Kind        string      `yaml:"kind" json:"kind,omitempty"`
+	ID          string      `yaml:"id" json:"id,omitempty"`
+	Name        string      `yaml:"name" json:"name,omitempty"`
+	Version     string      `yaml:"version" json:"version,omitempty"`
+	Status      string      `yaml:"status" json:"status,omitempty"`
+	Domain      string      `yaml:"domain" json:"domain,omitempty"`
+	Description string      `yaml:"description" json:"description,omitempty"`
+	Team        Team        `yaml:"team" json:"team,omitempty"`
+	InputPorts  []InputPort `yaml:"inputPorts" json:"inputPorts,omitempty"`
+	// OutputPorts are the stream ports: the Kafka topics the product
+	// publishes. The YAML's outputPorts list also holds the snapshot ports
+	// (kind: snapshot), which ParseManifest moves to SnapshotPorts; the
+	// JSON form lists both again (see MarshalJSON).
 	OutputPorts []OutputPort `yaml:"outputPorts" json:"outputPorts,omitempty"`
-	DeadLetter  DeadLetter   `yaml:"deadLetter" json:"deadLetter,omitempty"`
+	// SnapshotPorts write Parquet snapshots of a stream port on a schedule
+	// (see snapshotport.go).
+	SnapshotPorts []OutputPort `yaml:"-" json:"-"`
+	DeadLetter    DeadLetter   `yaml:"deadLetter" json:"deadLetter,omitempty"`
 
 	file string // where it was read from, for error messages
 }
@@ -73,6 +80,16 @@ type OutputPort struct {
 	Contract *contracts.Spec `yaml:"contract" json:"contract,omitempty"`
 	// Policy is what the port does with classified fields.
 	Policy Policy `yaml:"policy" json:"policy,omitempty"`
+
+	// Kind is stream (the default: the fields above) or snapshot: Parquet
+	// files of the stream port Of, written Every so often to URL, the
+	// newest Retain kept, holding Files (table, history; default both).
+	Kind   string   `yaml:"kind" json:"kind,omitempty"`
+	Of     string   `yaml:"of" json:"of,omitempty"`
+	Every  string   `yaml:"every" json:"every,omitempty"`
+	Retain int      `yaml:"retain" json:"retain,omitempty"`
+	URL    string   `yaml:"url" json:"url,omitempty"`
+	Files  []string `yaml:"files" json:"files,omitempty"`
 }
 
 // Policy governs the fields an output port's contract classifies.
@@ -144,6 +161,7 @@ func ParseManifest(file string, data []byte) (*Manifest, error) {
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
 	}
+	m.splitSnapshotPorts()
 	return m, nil
 }
 
@@ -157,6 +175,12 @@ func (m *Manifest) applyDefaults() {
 	}
 	for i := range m.OutputPorts {
 		p := &m.OutputPorts[i]
+		if p.Kind == PortSnapshot {
+			if p.Files == nil {
+				p.Files = []string{"table", "history"}
+			}
+			continue
+		}
 		if p.Subject == "" && p.Topic != "" && (p.SubjectNaming == "" || p.SubjectNaming == string(schemas.TopicName)) {
 			p.Subject = p.Topic + "-value" // other strategies need the schema: NewProduct sets them
 		}
@@ -164,8 +188,10 @@ func (m *Manifest) applyDefaults() {
 			p.Compatibility = "BACKWARD"
 		}
 	}
-	if m.DeadLetter.Topic == "" && len(m.OutputPorts) > 0 && m.OutputPorts[0].Topic != "" {
-		m.DeadLetter.Topic = m.OutputPorts[0].Topic + ".dlq"
+	for _, p := range m.OutputPorts {
+		if m.DeadLetter.Topic == "" && p.Kind != PortSnapshot && p.Topic != "" {
+			m.DeadLetter.Topic = p.Topic + ".dlq"
+		}
 	}
 }
 
@@ -220,14 +246,25 @@ func (m *Manifest) validate(v *validator) {
 			v.fail(at+".transactions", "is %q; want whole, or leave it out", p.Transactions)
 		}
 	}
+	streams := 0
+	for _, p := range m.OutputPorts {
+		if p.Kind == "" || p.Kind == PortStream {
+			streams++
+		}
+	}
 	switch {
-	case len(m.OutputPorts) == 0:
-		v.fail("outputPorts", "is empty; a product publishes through exactly one output port")
-	case len(m.OutputPorts) > 1:
-		v.fail("outputPorts", "has %d ports; this version of Meshlet runs one output port per product", len(m.OutputPorts))
+	case streams == 0:
+		v.fail("outputPorts", "has no stream port; a product publishes through exactly one output port with a topic and a schema")
+	case streams > 1:
+		v.fail("outputPorts", "has %d stream ports; this version of Meshlet runs one output port per product (besides its snapshot ports)", streams)
 	}
 	for i, p := range m.OutputPorts {
 		at := fmt.Sprintf("outputPorts[%d]", i)
+		if p.Kind != "" && p.Kind != PortStream {
+			m.validateSnapshotPort(v, i, p)
+			continue
+		}
+		m.refuseSnapshotFields(v, at, p)
 		if p.Name == "" {
 			v.fail(at+".name", "is missing; name the port, e.g. products")
 		}
@@ -270,7 +307,9 @@ func (m *Manifest) validate(v *validator) {
 func outputTopics(m *Manifest) []string {
 	var ts []string
 	for _, p := range m.OutputPorts {
-		ts = append(ts, p.Topic)
+		if p.Kind != PortSnapshot {
+			ts = append(ts, p.Topic)
+		}
 	}
 	return ts
 }

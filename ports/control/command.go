@@ -23,9 +23,10 @@ const (
 	KindReprocess Kind = "reprocess" // consume one input partition again from an offset
 	KindPolicy    Kind = "policy"    // replace the product's governance actions
 	KindForget    Kind = "forget"    // erase a data subject from the product's serving state
+	KindSnapshot  Kind = "snapshot"  // write a snapshot to the product's snapshot output ports now
 )
 
-var kinds = []Kind{KindPause, KindResume, KindReprocess, KindPolicy, KindForget}
+var kinds = []Kind{KindPause, KindResume, KindReprocess, KindPolicy, KindForget, KindSnapshot}
 
 // Command is one control instruction to every replica of a product. It
 // travels as JSON; the field names in errors are its JSON names.
@@ -39,10 +40,11 @@ type Command struct {
 	Product string `json:"product"` // the product's URN, e.g. urn:dataproduct:inventory:products
 
 	// Exactly the argument of the command's kind is set; pause and resume
-	// take none.
+	// take none, and snapshot's is optional.
 	Reprocess *Reprocess `json:"reprocess,omitempty"`
 	Policy    *Policy    `json:"policy,omitempty"`
 	Forget    *Forget    `json:"forget,omitempty"`
+	Snapshot  *Snapshot  `json:"snapshot,omitempty"`
 
 	Issuer   Issuer    `json:"issuer"`
 	IssuedAt time.Time `json:"issued_at"`
@@ -67,6 +69,12 @@ type Policy struct {
 // subject.
 type Forget struct {
 	Subject string `json:"subject"`
+}
+
+// Snapshot asks the product to write a snapshot now to its snapshot output
+// port Port, or to every one of them when Port is empty.
+type Snapshot struct {
+	Port string `json:"port,omitempty"`
 }
 
 // Issuer is who issued a command, for the audit trail: the principal the
@@ -175,6 +183,14 @@ func (c Command) Validate() error {
 		}
 	} else if c.Forget != nil {
 		bad("forget", "is set on a %q command; only forget commands carry it", c.Kind)
+	}
+
+	if c.Kind == KindSnapshot {
+		if c.Snapshot != nil && c.Snapshot.Port != "" && strings.TrimSpace(c.Snapshot.Port) != c.Snapshot.Port {
+			bad("snapshot.port", "is %q; a port name has no surrounding blanks", c.Snapshot.Port)
+		}
+	} else if c.Snapshot != nil {
+		bad("snapshot", "is set on a %q command; only snapshot commands carry it", c.Kind)
 	}
 
 	if strings.TrimSpace(c.Issuer.Name) == "" {

@@ -26,6 +26,8 @@ func validCommand(k Kind) Command {
 		c.Policy = &Policy{Actions: map[string]string{"restricted": "mask", "email": "drop"}}
 	case KindForget:
 		c.Forget = &Forget{Subject: "customer-42"}
+	case KindSnapshot:
+		c.Snapshot = &Snapshot{Port: "products-daily"}
 	}
 	return c
 }
@@ -57,6 +59,14 @@ func TestValidateAcceptsEveryKind(t *testing.T) {
 	}
 }
 
+func TestValidateSnapshotWithoutPort(t *testing.T) {
+	c := validCommand(KindSnapshot)
+	c.Snapshot = nil // every snapshot port
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestValidateNamesTheField(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -83,6 +93,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"forget missing", KindForget, func(c *Command) { c.Forget = nil }, "forget"},
 		{"forget empty subject", KindForget, func(c *Command) { c.Forget.Subject = " " }, "forget.subject"},
 		{"forget on resume", KindResume, func(c *Command) { c.Forget = &Forget{Subject: "x"} }, "forget"},
+		{"snapshot port with blanks", KindSnapshot, func(c *Command) { c.Snapshot.Port = " daily" }, "snapshot.port"},
+		{"snapshot on pause", KindPause, func(c *Command) { c.Snapshot = &Snapshot{} }, "snapshot"},
 		{"no issuer name", KindPause, func(c *Command) { c.Issuer.Name = "" }, "issuer.name"},
 		{"no issuer role", KindPause, func(c *Command) { c.Issuer.Role = "" }, "issuer.role"},
 		{"no issued_at", KindPause, func(c *Command) { c.IssuedAt = time.Time{} }, "issued_at"},

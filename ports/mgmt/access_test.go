@@ -26,6 +26,7 @@ var guarded = []routeClass{
 	{"reprocess", "POST", "/v1/control/reprocess", `{"topic":"pg.public.orders","partition":0,"offset":10}`, 202, []Role{RoleOwner, RoleGovernance}},
 	{"policies", "PUT", "/v1/control/policies", `{"actions":{"pii":"mask"}}`, 202, []Role{RoleGovernance}},
 	{"forget", "POST", "/v1/control/forget", `{"subject":"customer-42"}`, 202, []Role{RoleGovernance}},
+	{"snapshot", "POST", "/v1/control/snapshot", `{"port":"daily"}`, 202, []Role{RoleOwner, RoleGovernance}},
 	{"outcomes", "GET", "/v1/control/commands/cmd-1", "", 200, []Role{RoleOwner, RoleGovernance, RoleAuditor}},
 	{"accesses", "GET", "/v1/accesses", "", 200, []Role{RoleAuditor, RoleGovernance}},
 	{"entity list", "GET", "/v1/entities?q=o-&limit=10", "", 200, Roles},

@@ -26,6 +26,7 @@ const (
 	CommandReprocess Command = "reprocess"
 	CommandPolicies  Command = "policies"
 	CommandForget    Command = "forget"
+	CommandSnapshot  Command = "snapshot"
 )
 
 // DefaultPolicyActions are the actions a policy may name when
@@ -52,6 +53,9 @@ type ControlRequest struct {
 
 	// forget: the data subject whose data is to be forgotten.
 	Subject string `json:"subject,omitempty"`
+
+	// snapshot: the snapshot output port to write; "" for every one.
+	Port string `json:"port,omitempty"`
 }
 
 // Outcome is what one replica did with a command.
@@ -88,6 +92,7 @@ type commandBody struct {
 	Offset    *int64             `json:"offset"`
 	Actions   *map[string]string `json:"actions"`
 	Subject   *string            `json:"subject"`
+	Port      *string            `json:"port"`
 }
 
 // commandFields are the body fields each command takes.
@@ -97,6 +102,7 @@ var commandFields = map[Command][]string{
 	CommandReprocess: {"topic", "partition", "offset", "reason"},
 	CommandPolicies:  {"actions", "reason"},
 	CommandForget:    {"subject", "reason"},
+	CommandSnapshot:  {"port", "reason"},
 }
 
 // badRequest is a 400 naming the field at fault.
@@ -214,9 +220,9 @@ func (s *Server) parseCommand(cmd Command, w http.ResponseWriter, r *http.Reques
 	takes := commandFields[cmd]
 	given := map[string]bool{
 		"reason": b.Reason != nil, "topic": b.Topic != nil, "partition": b.Partition != nil,
-		"offset": b.Offset != nil, "actions": b.Actions != nil, "subject": b.Subject != nil,
+		"offset": b.Offset != nil, "actions": b.Actions != nil, "subject": b.Subject != nil, "port": b.Port != nil,
 	}
-	for _, f := range []string{"topic", "partition", "offset", "actions", "subject"} {
+	for _, f := range []string{"topic", "partition", "offset", "actions", "subject", "port"} {
 		if given[f] && !slices.Contains(takes, f) {
 			return req, &badRequest{f, fmt.Sprintf("%s takes no %s; it takes %s", cmd, f, strings.Join(takes, ", "))}
 		}
@@ -271,6 +277,13 @@ func (s *Server) parseCommand(cmd Command, w http.ResponseWriter, r *http.Reques
 			return req, missing("subject", "the data subject to forget")
 		}
 		req.Subject = *b.Subject
+	case CommandSnapshot:
+		if b.Port != nil {
+			if *b.Port == "" || strings.TrimSpace(*b.Port) != *b.Port {
+				return req, &badRequest{"port", fmt.Sprintf("%q is not a port name; leave port out to write every snapshot port", *b.Port)}
+			}
+			req.Port = *b.Port
+		}
 	}
 	return req, nil
 }

@@ -31,6 +31,9 @@ func TestControlParsesRequests(t *testing.T) {
 			ControlRequest{Command: CommandPolicies, Actions: map[string]string{"pii": "mask", "email": "drop"}}, Principal{"gina", RoleGovernance}},
 		{"POST", "/v1/control/forget", governanceTok, `{"subject": "customer-42", "reason": "GDPR art. 17"}`,
 			ControlRequest{Command: CommandForget, Subject: "customer-42", Reason: "GDPR art. 17"}, Principal{"gina", RoleGovernance}},
+		{"POST", "/v1/control/snapshot", ownerTok, "", ControlRequest{Command: CommandSnapshot}, Principal{"olga", RoleOwner}},
+		{"POST", "/v1/control/snapshot", governanceTok, `{"port": "products-daily"}`,
+			ControlRequest{Command: CommandSnapshot, Port: "products-daily"}, Principal{"gina", RoleGovernance}},
 	}
 	for _, c := range cases {
 		t.Run(c.path, func(t *testing.T) {
@@ -77,6 +80,9 @@ func TestControlRefusesBadBodies(t *testing.T) {
 		{"PUT", "/v1/control/policies", `{"actions":{"pii":1}}`, "actions", "want a string"},
 		{"POST", "/v1/control/forget", `{"subject":"  "}`, "subject", "missing"},
 		{"POST", "/v1/control/forget", `{"Subject":"x","subjects":"y"}`, "subjects", "unknown field"},
+		{"POST", "/v1/control/snapshot", `{"port":""}`, "port", "not a port name"},
+		{"POST", "/v1/control/snapshot", `{"subject":"x"}`, "subject", "snapshot takes no subject; it takes port, reason"},
+		{"POST", "/v1/control/pause", `{"port":"daily"}`, "port", "pause takes no port"},
 	}
 	for _, c := range cases {
 		t.Run(c.path+" "+c.body, func(t *testing.T) {

@@ -45,6 +45,8 @@
 //	POST /v1/control/reprocess      owner, governance              202; body {"topic","partition","offset"}
 //	PUT  /v1/control/policies       governance                     202; body {"actions": {"pii": "mask"}}
 //	POST /v1/control/forget         governance                     202; body {"subject": "..."}
+//	POST /v1/control/snapshot       owner, governance              202; body {"port": "..."} or none: write
+//	                                                               a snapshot to the snapshot port(s) now
 //	GET  /v1/control/commands/{id}  owner, governance, auditor     each replica's outcome of a command
 //	GET  /v1/accesses               auditor, governance            the access log, newest first
 //	                                                               (?limit=N, default 100; ?principal=X)
@@ -60,7 +62,7 @@
 // (in any letter case, even empty), an unparseable query string, or a
 // path ending in /history needs auditor, owner or governance: a consumer
 // sees what the product holds true now, not the versions it superseded.
-// Owners run the product (pause, resume, reprocess); policies and forget
+// Owners run the product (pause, resume, reprocess, snapshot); policies and forget
 // change what data is kept and shown, so they are governance's alone.
 // Auditors read the past, the access log and command outcomes, and change
 // nothing.

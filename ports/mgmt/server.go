@@ -175,6 +175,7 @@ func (s *Server) build() {
 	mux.Handle("/v1/control/reprocess", s.guard(operators, only(http.MethodPost, s.control(CommandReprocess))))
 	mux.Handle("/v1/control/policies", s.guard(governance, only(http.MethodPut, s.control(CommandPolicies))))
 	mux.Handle("/v1/control/forget", s.guard(governance, only(http.MethodPost, s.control(CommandForget))))
+	mux.Handle("/v1/control/snapshot", s.guard(operators, only(http.MethodPost, s.control(CommandSnapshot))))
 	mux.Handle("/v1/control/commands/{id}", s.guard(roles(RoleOwner, RoleGovernance, RoleAuditor), only(http.MethodGet, http.HandlerFunc(s.outcomes))))
 	// Any other control path: a probe is logged, then told 404.
 	mux.Handle("/v1/control/", s.guard(roles(Roles...), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
