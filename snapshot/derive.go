@@ -48,14 +48,16 @@ func (d *deriver) run(ctx context.Context, emit func(Kind, parquet.Row) error) e
 		d.fields = slices.Grow(d.fields[:0], len(facts))[:len(facts)]
 		d.decoded = slices.Grow(d.decoded[:0], len(facts))[:len(facts)]
 		clear(d.decoded)
+		d.versions = history(facts, d.versions[:0])
 		if d.table != nil {
-			if i, ok := believed(facts, d.system, d.valid); ok {
-				f := &facts[i]
-				m, err := d.payload(ctx, facts, i)
+			// The table row is the version believed at (T, V), with the
+			// periods asof prints: the history's rectangle holding them.
+			if v, ok := holding(d.versions, d.system, d.valid); ok {
+				m, err := d.payload(ctx, facts, v.fact)
 				if err != nil {
 					return err
 				}
-				row, err := d.table.build(key, f, m, f.ValidFrom, f.ValidTo, f.SystemTime, 0, false)
+				row, err := d.table.build(key, &facts[v.fact], m, v.vf, v.vt, v.sf, 0, false)
 				if err != nil {
 					return err
 				}
@@ -65,7 +67,6 @@ func (d *deriver) run(ctx context.Context, emit func(Kind, parquet.Row) error) e
 			}
 		}
 		if d.hist != nil {
-			d.versions = history(facts, d.versions[:0])
 			for i := range d.versions {
 				v := &d.versions[i]
 				m, err := d.payload(ctx, facts, v.fact)

@@ -96,3 +96,16 @@ func believed(facts []auditlog.Fact, system, valid int64) (int, bool) {
 	}
 	return -1, false
 }
+
+// holding is the version of vs believed at system time T about valid time
+// V, if one is and it is not a deletion: what Store.AsOf(T).ValidAt(V).Get
+// answers, with its periods.
+func holding(vs []version, system, valid int64) (*version, bool) {
+	for i := range vs {
+		v := &vs[i]
+		if v.sf <= system && (v.st == 0 || system < v.st) && v.vf <= valid && (v.vt == 0 || valid < v.vt) {
+			return v, !v.deleted
+		}
+	}
+	return nil, false
+}

@@ -97,8 +97,13 @@ func tableOf(t *testing.T, f *fixture, m *snapshot.Manifest) [][]any {
 		if err != nil {
 			return err
 		}
-		if string(fact.Key) != r.Key || fact.ValidFrom != r.ValidFrom || fact.ValidTo != r.ValidTo || fact.SystemTime != r.SystemFrom {
-			t.Errorf("row %+v does not show entry %s#%d", r, fact.Log, fact.Seq)
+		// The row is the version asof answers at (T, V), with its periods.
+		v, ok, err := f.st.AsOf(m.System).ValidAt(m.Valid).Get([]byte(r.Key))
+		if err != nil {
+			return err
+		}
+		if !ok || v.Fact.Log != r.Log || v.Fact.Seq != r.Seq || v.ValidFrom != r.ValidFrom || v.ValidTo != r.ValidTo || v.SystemFrom != r.SystemFrom {
+			t.Errorf("row %+v is not the version asof answers: %+v (ok %v)", r, v, ok)
 		}
 		row := []any{r.Key, r.Log, f.storeRow(t, &fact)[2]}
 		for _, c := range f.cols {
