@@ -102,10 +102,10 @@ func TestReadmeTour(t *testing.T) {
 		"/tmp/", tmp+"/",
 	)
 	ports := map[string]string{}
-	for _, p := range []string{"8080", "8081", "6390"} {
+	for _, p := range []string{"8080", "8081", "6390", "9094"} {
 		ports[p] = strconv.Itoa(freePort(t))
 	}
-	portRE := regexp.MustCompile(`\b(8080|8081|6390)\b`)
+	portRE := regexp.MustCompile(`\b(8080|8081|6390|9094)\b`)
 	repo, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
