@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/ports/kafka"
+	"github.com/meshlet/meshlet/ports/query"
 	"github.com/meshlet/meshlet/runtime"
 )
 
@@ -197,5 +199,47 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 60s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Redis's current state is derived from the change log: flushed (or left
+// behind in an outage across a restart), it is rebuilt when the product
+// is next assigned its partitions.
+func TestRedisRebuiltFromTheLog(t *testing.T) {
+	s := startStack(t)
+	addr := startRedis(t)
+	in := s.product.Manifest.InputPorts[0].Topic
+	first := recorded(t, in)
+	s.produce(first)
+	r, stop := s.runWith(s.dataDir, runtime.Redis(addr))
+	s.waitEvents(int64(len(first)))
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	cur := query.NewRedisStore(rdb, s.product.Manifest.ID)
+	ctx := context.Background()
+	waitFor(t, func() bool {
+		c, ok, err := cur.Get(ctx, []byte("106"), time.Now().UnixMicro())
+		return err == nil && ok && c.Seq > 0
+	})
+	_ = r
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := cur.Get(ctx, []byte("106"), time.Now().UnixMicro()); ok {
+		t.Fatal("FLUSHALL left 106 in redis")
+	}
+	_, stop = s.runWith(s.dataDir, runtime.Redis(addr))
+	waitFor(t, func() bool {
+		c, ok, err := cur.Get(ctx, []byte("106"), time.Now().UnixMicro())
+		return err == nil && ok && bytes.Contains(c.Payload, []byte("18oz carpenter hammer"))
+	})
+	if _, ok, _ := cur.Get(ctx, []byte("111"), time.Now().UnixMicro()); ok {
+		t.Error("the deleted 111 came back in redis")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -574,6 +574,7 @@ func (r *Runner) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[st
 			if old := r.parts.put(p); old != nil {
 				old.log.Close()
 			}
+			r.serve.rebuild(ctx, p)
 			r.log.Info("partition assigned", "topic", topic, "partition", n)
 		}
 	}

@@ -141,7 +141,11 @@ func (s *serving) afterCommit(ctx context.Context, parts *partitions) {
 			}
 			p.committed = p.committed[:0]
 		})
-		if err := s.current.Apply(ctx, s.pending...); err != nil {
+		err := s.current.Apply(ctx, s.pending...)
+		if err == nil {
+			err = s.markApplied(ctx, s.pending)
+		}
+		if err != nil {
 			if len(s.pending) > maxPendingFacts {
 				s.log.Error("redis unreachable too long; current state dropped the oldest updates, restart to rebuild it",
 					"dropped", len(s.pending)-maxPendingFacts)
@@ -155,6 +159,70 @@ func (s *serving) afterCommit(ctx context.Context, parts *partitions) {
 	if time.Since(s.lastCheckpoint) >= s.checkpointInterval && !s.busy.Load() {
 		s.checkpointInBackground(parts)
 	}
+}
+
+// markApplied raises each log's applied mark in Redis to the last entry of
+// it in facts.
+func (s *serving) markApplied(ctx context.Context, facts []auditlog.Fact) error {
+	last := map[string]uint64{}
+	for i := range facts {
+		last[facts[i].Log] = max(last[facts[i].Log], facts[i].Seq)
+	}
+	for log, seq := range last {
+		if err := s.current.MarkApplied(ctx, log, seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebuild applies to Redis the entries of p's log after its applied mark:
+// what Redis lost while this or another replica was down, or all of it
+// after a flush. It runs on assignment; a Redis that is down is left to
+// the next assignment (and to the batches, for what they commit).
+func (s *serving) rebuild(ctx context.Context, p *partition) {
+	if s == nil || s.current == nil {
+		return
+	}
+	name := p.key.String()
+	from, err := s.current.Applied(ctx, name)
+	if err != nil {
+		s.log.Warn("redis: cannot read what it holds of a log; its current state is rebuilt on the next assignment", "log", name, "err", err)
+		return
+	}
+	n, _, _ := p.log.Tail()
+	if from >= n {
+		return
+	}
+	var facts []auditlog.Fact
+	applied := uint64(0)
+	flush := func() error {
+		if err := s.current.Apply(ctx, facts...); err != nil {
+			return err
+		}
+		if err := s.markApplied(ctx, facts); err != nil {
+			return err
+		}
+		applied += uint64(len(facts))
+		facts = facts[:0]
+		return nil
+	}
+	err = p.log.Scan(from+1, func(e *auditlog.Entry) error {
+		f := auditlog.Fact{Log: name, Entry: *e}
+		facts = append(facts, f.Clone())
+		if len(facts) >= 1000 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil && len(facts) > 0 {
+		err = flush()
+	}
+	if err != nil {
+		s.log.Warn("redis: rebuilding the current state from the change log stopped; it goes on at the next assignment", "log", name, "applied", applied, "err", err)
+		return
+	}
+	s.log.Info("redis: current state rebuilt from the change log", "log", name, "entries", applied, "from_seq", from+1)
 }
 
 // checkpointInBackground signs a checkpoint of every open change log up to

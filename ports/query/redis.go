@@ -284,3 +284,44 @@ func (s *RedisStore) Get(ctx context.Context, key []byte, validAt int64) (Curren
 	}
 	return Current{}, false, nil
 }
+
+// The applied mark of a log is the last seq of it Redis is known to hold:
+// the runtime raises it after each Apply that succeeded, and on assignment
+// applies the log's entries after it, so what Redis lacks (updates lost in
+// an outage while the process restarted, a flushed Redis) is rebuilt from
+// the change log.
+
+func (s *RedisStore) appliedKey(log string) string {
+	return strings.TrimSuffix(s.prefix, "entity:") + "applied:" + log
+}
+
+// raiseScript sets a mark to ARGV[1] unless it already is higher.
+var raiseScript = redis.NewScript(`
+local cur = tonumber(redis.call("GET", KEYS[1]) or "0")
+if tonumber(ARGV[1]) > cur then redis.call("SET", KEYS[1], ARGV[1]) end
+return 1
+`)
+
+// Applied is the last seq of log Redis holds (0: none known).
+func (s *RedisStore) Applied(ctx context.Context, log string) (uint64, error) {
+	v, err := s.rdb.Get(ctx, s.appliedKey(log)).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("query: applied mark of %s: %w", log, err)
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("query: applied mark of %s is %q", log, v)
+	}
+	return n, nil
+}
+
+// MarkApplied raises log's mark to seq.
+func (s *RedisStore) MarkApplied(ctx context.Context, log string, seq uint64) error {
+	if err := raiseScript.Run(ctx, s.rdb, []string{s.appliedKey(log)}, strconv.FormatUint(seq, 10)).Err(); err != nil {
+		return fmt.Errorf("query: raise applied mark of %s: %w", log, err)
+	}
+	return nil
+}
