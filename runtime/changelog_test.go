@@ -243,3 +243,67 @@ func TestRedisRebuiltFromTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With standbys, a replica keeps warm copies of the logs it does not own,
+// so when their partitions fail over to it, nothing is left to restore.
+func TestStandbyCopiesAreWarmOnFailover(t *testing.T) {
+	s := startStack(t)
+	in := s.product.Manifest.InputPorts[0].Topic
+	events := recorded(t, in)
+	s.produce(events)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a, stopA := s.runWith(dirA, runtime.Instance("a"), runtime.Standbys(2), runtime.SessionTimeout(6*time.Second))
+	b, stopB := s.runWith(dirB, runtime.Instance("b"), runtime.Standbys(2), runtime.SessionTimeout(6*time.Second))
+	waitFor(t, func() bool { return a.Stats().EventsIn.Load()+b.Stats().EventsIn.Load() >= int64(len(events)) })
+	topic := s.topicLogs()
+	// Every log of the topic is in b's directory, the ones b does not own
+	// as warm copies (read when b's standby does not hold them).
+	waitFor(t, func() bool {
+		got, locked := readLogsUnlocked(dirB)
+		for name, recs := range topic {
+			if !locked[name] && len(got[name]) != len(recs) {
+				return false
+			}
+		}
+		return len(locked) < len(topic) // b owns some partitions, and keeps copies of the others
+	})
+	before := metricValue(t, b.Metrics(), "meshlet_changelog_restored_entries_total", nil)
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+	// b takes every partition; one more event proves it processes again.
+	s.produce(moreUpdates(t, in)[:1])
+	waitFor(t, func() bool { return b.Stats().EventsIn.Load()+a.Stats().EventsIn.Load() >= int64(len(events))+1 })
+	after := metricValue(t, b.Metrics(), "meshlet_changelog_restored_entries_total", nil)
+	if after != before {
+		t.Errorf("the failover restored %v entries; the warm copies should have held them all", after-before)
+	}
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	sameLogs(t, "b's logs after the failover", localLogs(t, dirB), s.topicLogs())
+}
+
+// readLogsUnlocked is localLogs for a directory a running replica uses:
+// the logs open there (owned, or being caught up) are named, not read.
+func readLogsUnlocked(dir string) (map[string][][]byte, map[string]bool) {
+	out, locked := map[string][][]byte{}, map[string]bool{}
+	logs, _ := filepath.Glob(filepath.Join(dir, "changelog", "*"))
+	for _, d := range logs {
+		name := filepath.Base(d)
+		l, err := auditlog.Open(d)
+		if err != nil {
+			locked[name] = true
+			continue
+		}
+		err = l.Scan(1, func(e *auditlog.Entry) error {
+			out[name] = append(out[name], auditlog.AppendRecord(nil, e))
+			return nil
+		})
+		l.Close()
+		if err != nil {
+			locked[name] = true
+		}
+	}
+	return out, locked
+}

@@ -39,6 +39,9 @@ type Manifest struct {
 	// (see snapshotport.go).
 	SnapshotPorts []OutputPort `yaml:"-" json:"-"`
 	DeadLetter    DeadLetter   `yaml:"deadLetter" json:"deadLetter,omitempty"`
+	// Standbys is how many partitions' logs beside each one it owns a
+	// replica keeps warm copies of (0: none); see runtime.Standbys.
+	Standbys int `yaml:"standbys" json:"standbys,omitempty"`
 
 	file string // where it was read from, for error messages
 }
@@ -291,6 +294,9 @@ func (m *Manifest) validate(v *validator) {
 		if c := p.Contract; c != nil && c.File != "" && (len(c.Fields) > 0 || len(c.Quality) > 0 || c.SLA != (contracts.SLA{})) {
 			v.fail(at+".contract.file", "is set together with sla, fields or quality; a hand-written contract is the whole contract: move them into %s", c.File)
 		}
+	}
+	if m.Standbys < 0 {
+		v.fail("standbys", "is %d; want how many partitions' logs each replica keeps warm copies of beside its own, 0 or more", m.Standbys)
 	}
 	if !topicPattern.MatchString(m.DeadLetter.Topic) {
 		v.fail("deadLetter.topic", "is %q; want a Kafka topic name", m.DeadLetter.Topic)

@@ -39,6 +39,7 @@ type config struct {
 
 	createTopics bool
 	localLogOnly bool // no changelog topic: the local segments are the log
+	standbys     int  // -1: as the manifest says
 
 	redisAddr          string
 	httpAddr           string
@@ -78,6 +79,7 @@ func defaultConfig() config {
 		checkpointInterval: 10 * time.Second,
 		lineageInterval:    lineage.DefaultKeepInterval,
 		meshTTL:            15 * time.Second,
+		standbys:           -1,
 		logger:             slog.Default(),
 		now:                func() int64 { return time.Now().UnixMicro() },
 	}
@@ -138,6 +140,12 @@ func CreateTopics() Option { return func(c *config) { c.createTopics = true } }
 // it exists for measuring what the mirroring costs, and at-least-once
 // delivery implies it.
 func LocalLogOnly() Option { return func(c *config) { c.localLogOnly = true } }
+
+// Standbys keeps warm copies of the logs of n partitions beside each one
+// this replica owns, caught up with the changelog topic, so a failover to
+// it reads only what the topic gained since (default: the manifest's
+// standbys, else 0). See standby.go.
+func Standbys(n int) Option { return func(c *config) { c.standbys = n } }
 
 // Redis is the Redis that holds shared state: the entities' current state
 // for the query port, data-subject keys, the mesh registry and the control

@@ -74,6 +74,7 @@ type Runner struct {
 
 	whole   wholeTx
 	clog    *changelog // nil: the local segments are the only copy (LocalLogOnly, at least once)
+	standby *standby
 	stats   Stats
 	metrics *metrics
 	serve   *serving
@@ -210,6 +211,11 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		return nil, err
 	}
 	r.kcl.Store(r.sess.Client())
+	standbys := cfg.standbys
+	if standbys < 0 {
+		standbys = p.Manifest.Standbys
+	}
+	r.standby = r.startStandby(standbys)
 	if cfg.createTopics {
 		if err := r.createTopics(ctx); err != nil {
 			r.sess.Close()
@@ -597,6 +603,7 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 }
 
 func (r *Runner) close(cause error) {
+	r.standby.stop()
 	r.sess.Close()
 	defer r.clog.close()
 	r.lineage.stop(cause)
