@@ -123,13 +123,51 @@
 // carries the row as the port's policy says (pass, mask or drop per
 // classification or field).
 //
+// # The change log on Kafka
+//
+// The change logs' durable home is the product's changelog topic,
+// meshlet.<product>.changelog (changelog.go): every entry a batch appends
+// is also produced, in the batch's transaction, as one record (the entry
+// as its segment frames it, with its chain hash) to the partition of the
+// input partition's number, keyed by the log's name. read_committed
+// readers of the topic therefore see exactly the committed log, and the
+// segments on a replica's disk are a verified cache of it. Signed
+// checkpoints go to meshlet.<product>.checkpoints, with the verifier key,
+// so `meshlet audit verify --kafka` needs nothing but Kafka.
+//
+// The topic makes reconciliation simpler than the marker rule above, and
+// the commit marker is kept only for what the topic cannot say:
+// reconcileWithTopic makes the cache equal the committed log the topic
+// holds (1..T), which it reads once the group's offsets are stable, so no
+// previous owner's transaction is still open. Entries the cache lacks are
+// restored, each chain hash checked; a cache that is not a prefix of the
+// topic (another history, an old backup) is set aside and replaced; an
+// uncommitted tail is rewound. The marker (S, in the same transaction)
+// reaches further than T only for history committed before the product
+// mirrored its log: those entries are copied from the cache to the topic,
+// and a cache that lacks them stops the product, naming both counts.
+// Without a marker, no more than one batch's worth is ever taken back, as
+// above. A changelog.position file beside each log remembers where the
+// cache last agreed with the topic, so a restore reads from there; it is
+// checked against the topic before it is trusted.
+//
+// LocalLogOnly (and at-least-once delivery) keeps the logs on the disk
+// only, under the marker rule alone.
+//
 // # Stopping and scaling out
 //
 // On SIGTERM (context cancellation) the batch in flight is finished and
 // committed, the logs are closed and Run returns nil. N replicas run in one
-// consumer group, each with its own Instance; each owns the change logs of
-// the partitions it is assigned. The logs live under one data directory that
-// every replica reaches, and a lock file keeps a log to one writer: during a
-// rebalance the new owner waits until the old one has closed it between
-// batches.
+// consumer group, each with its own Instance and its own disk; each owns
+// the change logs of the partitions it is assigned, restored from the
+// changelog topic when its disk lacks them. A lock file keeps a log to one
+// writer, so replicas may also share a data directory (LocalLogOnly needs
+// that): during a rebalance the new owner waits until the old one has
+// closed it between batches. With standbys, a replica keeps warm copies of
+// the logs of the partitions beside its own (standby.go), so a failover
+// restores only what the topic gained since the copy last caught up.
+//
+// What is derived is rebuilt from the log: the dedup window on assignment,
+// the index when a query reads it, and Redis's current state, from each
+// log's applied mark on.
 package runtime
