@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -12,21 +13,55 @@ import (
 //
 // The durable home of a change log is a changelog topic (see package
 // runtime); the segments are a verified cache of it. Each entry travels as
-// one record whose value is the entry exactly as a segment frames it, its
-// body followed by its chain hash, without the frame's length and CRC
-// (Kafka checks its own batches):
+// an entry record: the entry exactly as a segment frames it, its body
+// followed by its chain hash, without the frame's length and CRC (Kafka
+// checks its own batches):
 //
-//	value = body || SHA-256(prev_hash || body)
+//	entry record = body || SHA-256(prev_hash || body)
 //
 // so a record can be checked, and a log rebuilt, with the same code that
-// reads segments. AppendRecord writes one; ParseRecord reads one back;
-// StreamVerifier checks a log that arrives record by record.
+// reads segments. Consecutive entries of one log share a Kafka record, a
+// chunk, so a batch of thousands of entries costs a few produce records:
+//
+//	chunk = (uvarint(len(entry record)) || entry record)+
+//
+// AppendRecord writes an entry record, AppendChunk adds one to a chunk,
+// ParseRecord reads an entry record back, EachInChunk walks a chunk;
+// StreamVerifier checks a log that arrives entry by entry.
 
 // AppendRecord appends e as a changelog record value: its body and its
 // chain hash e.Hash, which Log.Append has set.
 func AppendRecord(dst []byte, e *Entry) []byte {
 	dst = appendBody(dst, e)
 	return append(dst, e.Hash[:]...)
+}
+
+// AppendChunk adds e's entry record to a chunk.
+func AppendChunk(chunk []byte, e *Entry) []byte {
+	chunk = binary.AppendUvarint(chunk, uint64(frameLen(e)))
+	return AppendRecord(chunk, e)
+}
+
+// ChunkLen is how many bytes AppendChunk adds for e.
+func ChunkLen(e *Entry) int {
+	n := frameLen(e)
+	return uvarintLen(uint64(n)) + n
+}
+
+// EachInChunk calls fn with each entry record of a chunk, in order; it
+// stops at fn's first error or at bytes that are not a chunk.
+func EachInChunk(chunk []byte, fn func(record []byte) error) error {
+	for i := 0; len(chunk) > 0; i++ {
+		n, w := binary.Uvarint(chunk)
+		if w <= 0 || n > uint64(len(chunk)-w) {
+			return fmt.Errorf("changelog chunk: entry %d's length runs past the record", i)
+		}
+		if err := fn(chunk[w : w+int(n)]); err != nil {
+			return err
+		}
+		chunk = chunk[w+int(n):]
+	}
+	return nil
 }
 
 // ParseRecord reads a changelog record value into e. Key and Payload

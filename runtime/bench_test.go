@@ -88,24 +88,26 @@ func benchStack(b *testing.B, n int) (brokers []string, registry string, p *runt
 
 // BenchmarkPipeline measures one event through the whole product on kfake:
 // consume, decode, handler, change-log append (fsynced), Avro encode,
-// produce and commit, with exactly-once on (the default) and off. raw-* is
+// produce and commit, with exactly-once on (the default: the change log
+// also mirrored to its changelog topic in the same transaction), on with
+// the log kept locally only (what the mirror costs), and off. raw-* is
 // the ceiling on the same broker and records: a consume->produce pipe of
 // the bytes as they are, transactional or not, no decode, no encode, no log.
 // Compare ns/op within one run: go test -bench Pipeline ./runtime
 func BenchmarkPipeline(b *testing.B) {
-	for _, d := range []runtime.Delivery{runtime.ExactlyOnce, runtime.AtLeastOnce} {
-		b.Run("meshlet-"+d.String(), func(b *testing.B) { benchMeshlet(b, d) })
-	}
+	b.Run("meshlet-exactly-once", func(b *testing.B) { benchMeshlet(b, runtime.ExactlyOnce) })
+	b.Run("meshlet-exactly-once-local-log", func(b *testing.B) { benchMeshlet(b, runtime.ExactlyOnce, runtime.LocalLogOnly()) })
+	b.Run("meshlet-at-least-once", func(b *testing.B) { benchMeshlet(b, runtime.AtLeastOnce) })
 	b.Run("raw-transactional", func(b *testing.B) { benchRawPipe(b, true) })
 	b.Run("raw-plain", func(b *testing.B) { benchRawPipe(b, false) })
 }
 
-func benchMeshlet(b *testing.B, d runtime.Delivery) {
+func benchMeshlet(b *testing.B, d runtime.Delivery, extra ...runtime.Option) {
 	brokers, registry, p := benchStack(b, b.N)
-	r, err := runtime.Start(context.Background(), p,
+	r, err := runtime.Start(context.Background(), p, append([]runtime.Option{
 		runtime.SeedBrokers(brokers...), runtime.SchemaRegistry(registry), runtime.DataDir(b.TempDir()), runtime.WithDelivery(d),
 		runtime.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	)
+	}, extra...)...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -124,13 +124,21 @@ func (c *changelog) close() {
 // the output record it mirrors.
 const changelogRecordLimit = 8 << 20
 
-// queue adds the records of entries (just appended to p's log, their chain
-// hashes set) to the batch, to commit with it.
+// chunkBytes bounds a changelog record holding several entries: far under
+// the topic's limit, and small enough for brokers' default fetch sizes.
+const chunkBytes = 256 << 10
+
+// queue adds entries (just appended to p's log, their chain hashes set) to
+// the batch as changelog records, to commit with it: runs of consecutive
+// entries in one chunk each, so the topic takes a few records per batch.
 func (c *changelog) queue(b *batch, p *partition, entries []auditlog.Entry) {
 	name := p.key.String()
-	for i := range entries {
+	for i := 0; i < len(entries); {
 		start := len(b.arena)
-		b.arena = auditlog.AppendRecord(b.arena, &entries[i])
+		for n := 0; i < len(entries) && (n == 0 || n+auditlog.ChunkLen(&entries[i]) <= chunkBytes); i++ {
+			n += auditlog.ChunkLen(&entries[i])
+			b.arena = auditlog.AppendChunk(b.arena, &entries[i])
+		}
 		b.produce = append(b.produce, kafka.ChangelogRecord(c.topic, p.key.partition, name, b.arena[start:len(b.arena):len(b.arena)]))
 	}
 }
@@ -304,12 +312,8 @@ type lastRecord struct {
 func (c *changelog) readLog(ctx context.Context, p *partition, from int64, pos position) (uint64, lastRecord, error) {
 	name := p.key.String()
 	n, _, nHash := p.log.Tail()
-	expect := uint64(1)
-	if pos.Seq > 0 {
-		expect = pos.Seq
-	}
 	var (
-		last    = lastRecord{seq: expect - 1}
+		last    lastRecord // with a position, its entry is the first one that counts
 		pending []auditlog.Entry
 		want    [][32]byte // the hashes the topic carries for pending
 		added   uint64
@@ -333,16 +337,16 @@ func (c *changelog) readLog(ctx context.Context, p *partition, from int64, pos p
 		pending, want = pending[:0], want[:0]
 		return nil
 	}
-	_, err := kafka.ReadPartition(ctx, c.opts, c.topic, p.key.partition, from, func(rec *kgo.Record) error {
-		if string(rec.Key) != name {
-			return nil
-		}
+	each := func(rec *kgo.Record, value []byte) error {
 		var e auditlog.Entry
-		if err := auditlog.ParseRecord(rec.Value, &e); err != nil {
+		if err := auditlog.ParseRecord(value, &e); err != nil {
 			return fmt.Errorf("%w: changelog topic %s/%d@%d: %w", ErrFatal, c.topic, p.key.partition, rec.Offset, err)
 		}
-		if pos.Seq > 0 && last.seq < pos.Seq { // the first record read from a position
-			if e.Seq != pos.Seq || hex.EncodeToString(e.Hash[:]) != pos.Hash {
+		if pos.Seq > 0 && last.seq < pos.Seq { // the chunk a position names, up to its entry
+			switch {
+			case e.Seq < pos.Seq:
+				return nil
+			case e.Seq != pos.Seq || hex.EncodeToString(e.Hash[:]) != pos.Hash:
 				return errStale
 			}
 		} else if e.Seq != last.seq+1 {
@@ -367,6 +371,16 @@ func (c *changelog) readLog(ctx context.Context, p *partition, from int64, pos p
 			c.log.Info("restoring change log from the changelog topic", "log", name, "entries", added+uint64(len(pending)), "at_offset", rec.Offset)
 		}
 		return nil
+	}
+	_, err := kafka.ReadPartition(ctx, c.opts, c.topic, p.key.partition, from, func(rec *kgo.Record) error {
+		if string(rec.Key) != name {
+			return nil
+		}
+		err := auditlog.EachInChunk(rec.Value, func(value []byte) error { return each(rec, value) })
+		if err != nil && !errors.Is(err, errStale) && !errors.Is(err, errDiverged) && !errors.Is(err, ErrFatal) {
+			return fmt.Errorf("%w: changelog topic %s/%d@%d: %w", ErrFatal, c.topic, p.key.partition, rec.Offset, err)
+		}
+		return err
 	})
 	if err != nil {
 		return 0, lastRecord{}, err
@@ -409,7 +423,7 @@ func (c *changelog) backfill(ctx context.Context, p *partition, from, to uint64)
 		if e.Seq > to {
 			return errStopScan
 		}
-		recs = append(recs, kafka.ChangelogRecord(c.topic, p.key.partition, p.key.String(), auditlog.AppendRecord(nil, e)))
+		recs = append(recs, kafka.ChangelogRecord(c.topic, p.key.partition, p.key.String(), auditlog.AppendChunk(nil, e)))
 		if len(recs) >= 1024 {
 			if err := c.cp.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 				return err

@@ -54,7 +54,7 @@ func BenchmarkRestore(b *testing.B) {
 		}
 		recs := make([]*kgo.Record, len(es))
 		for i := range es {
-			v := auditlog.AppendRecord(nil, &es[i])
+			v := auditlog.AppendChunk(nil, &es[i])
 			bytes += int64(len(v))
 			recs[i] = kafka.ChangelogRecord(topic, 0, "in-0", v)
 		}

@@ -55,8 +55,10 @@ func (s *stack) topicLogs() map[string][][]byte {
 	out := map[string][][]byte{}
 	for p := int32(0); p < 3; p++ {
 		_, err := kafka.ReadPartition(context.Background(), []kgo.Opt{kgo.SeedBrokers(s.brokers...)}, topic, p, 0, func(r *kgo.Record) error {
-			out[string(r.Key)] = append(out[string(r.Key)], bytes.Clone(r.Value))
-			return nil
+			return auditlog.EachInChunk(r.Value, func(entry []byte) error {
+				out[string(r.Key)] = append(out[string(r.Key)], bytes.Clone(entry))
+				return nil
+			})
 		})
 		if err != nil {
 			s.t.Fatal(err)

@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// The changelog topic is where a product's change logs live durably: one
-// record per entry (auditlog.AppendRecord), keyed by the log's name
+// The changelog topic is where a product's change logs live durably:
+// chunks of consecutive entries (auditlog.AppendChunk), keyed by the log's name
 // (topic-partition of the input), in the partition of the input partition
 // the log belongs to, produced in the same transaction as the outputs and
 // the input offsets. Its configuration keeps every record: deletion by age
@@ -120,8 +120,8 @@ func EnsureChangelog(ctx context.Context, adm *kadm.Client, topic string, partit
 	return nil
 }
 
-// ChangelogRecord is an entry's record for partition p of the changelog
-// topic; value is auditlog.AppendRecord's.
+// ChangelogRecord is a chunk of a log's entries for partition p of the
+// changelog topic; value is built with auditlog.AppendChunk.
 func ChangelogRecord(topic string, p int32, log string, value []byte) *kgo.Record {
 	return &kgo.Record{Topic: topic, Partition: p, Key: []byte(log), Value: value,
 		Headers: []kgo.RecordHeader{{Key: HeaderChangelogFormat, Value: []byte("1")}}}

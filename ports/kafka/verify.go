@@ -110,7 +110,14 @@ func VerifyChangelog(ctx context.Context, opts []kgo.Opt, product string, v note
 				verifiers[log] = s
 				order = append(order, log)
 			}
-			s.Add(fmt.Sprintf("%s/%d@%d", topic, p, r.Offset), r.Value) // a finding is kept and reported by Finish
+			// A finding is kept by the verifier and reported by Finish.
+			at := 0
+			if err := auditlog.EachInChunk(r.Value, func(entry []byte) error {
+				at++
+				return s.Add(fmt.Sprintf("%s/%d@%d#%d", topic, p, r.Offset, at), entry)
+			}); err != nil {
+				s.Add(fmt.Sprintf("%s/%d@%d", topic, p, r.Offset), nil)
+			}
 			return nil
 		})
 		if err != nil {

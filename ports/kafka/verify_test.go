@@ -37,7 +37,7 @@ func publish(t *testing.T, ctx context.Context, seeds []kgo.Opt, product string,
 	for name, l := range logs {
 		var recs []*kgo.Record
 		if err := l.Scan(1, func(e *auditlog.Entry) error {
-			v := auditlog.AppendRecord(nil, e)
+			v := auditlog.AppendChunk(nil, e)
 			if tamper != nil {
 				v = tamper(name, e.Seq, v)
 			}
