@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -193,6 +194,18 @@ func moreUpdates(t *testing.T, topic string) []*kgo.Record {
 	return out
 }
 
+// updatesOf is one update of each product from id first to last, at a
+// source position after the recording's.
+func updatesOf(topic string, first, last int) []*kgo.Record {
+	var out []*kgo.Record
+	for id := first; id <= last; id++ {
+		v := fmt.Sprintf(`{"before":null,"after":{"id":%d,"name":"item %d","description":"again","weight":1},"source":{"connector":"postgresql","ts_ms":%d,"lsn":%d,"txId":%d},"op":"u"}`,
+			id, id, 1700000100000+int64(id)*1000, 9100000+id, 9100+id)
+		out = append(out, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf(`{"id":%d}`, id)), Value: []byte(v)})
+	}
+	return out
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -336,4 +349,93 @@ func ownedLogs(t *testing.T, r *runtime.Runner) map[string]bool {
 		}
 	}
 	return out
+}
+
+// With three replicas each keeping its neighbour's log warm, the
+// partition of the one that goes is given to the survivor that holds its
+// log warm (the standby balancer), so neither survivor restores anything.
+// Without the preference the partition lands on either survivor.
+func TestFailoverGoesToTheWarmStandby(t *testing.T) {
+	s := startStack(t)
+	in := s.product.Manifest.InputPorts[0].Topic
+	events := recorded(t, in)
+	s.produce(events)
+	type replica struct {
+		r    *runtime.Runner
+		stop func() error
+		dir  string
+	}
+	var reps []replica
+	for _, name := range []string{"a", "b", "c"} {
+		dir := t.TempDir()
+		r, stop := s.runWith(dir, runtime.Instance(name), runtime.Standbys(1), runtime.SessionTimeout(6*time.Second))
+		reps = append(reps, replica{r, stop, dir})
+	}
+	total := func() (n int64) {
+		for _, p := range reps {
+			n += p.r.Stats().EventsIn.Load()
+		}
+		return n
+	}
+	waitFor(t, func() bool { return total() >= int64(len(events)) })
+	// Each owns one partition and holds the next one's log caught up (its
+	// directory may hold other, older copies too: the first replica owned
+	// every partition for a moment).
+	settled := func(topic map[string][][]byte) func() bool {
+		return func() bool {
+			for _, p := range reps {
+				owned := ownedLogs(t, p.r)
+				if len(owned) != 1 {
+					return false
+				}
+				var next string
+				for name := range owned {
+					i := strings.LastIndexByte(name, '-')
+					n, _ := strconv.Atoi(name[i+1:])
+					next = fmt.Sprintf("%s-%d", name[:i], (n+1)%3)
+				}
+				got, _ := readLogsUnlocked(p.dir)
+				if len(got[next]) != len(topic[next]) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	waitFor(t, settled(s.topicLogs()))
+	first := s.topicLogs()
+	// More changes on every partition: the older copies fall behind, the
+	// warm ones keep up.
+	more := updatesOf(in, 101, 109)
+	s.produce(more)
+	waitFor(t, func() bool { return total() >= int64(len(events)+len(more)) })
+	topic := s.topicLogs()
+	waitFor(t, settled(topic))
+	for name := range ownedLogs(t, reps[2].r) {
+		if len(topic[name]) == len(first[name]) {
+			t.Fatalf("the new changes did not reach %s, the partition that fails over", name)
+		}
+	}
+	restored := func(p replica) float64 {
+		return metricValue(t, p.r.Metrics(), "meshlet_changelog_restored_entries_total", nil)
+	}
+	before := []float64{restored(reps[0]), restored(reps[1])}
+	gone := ownedLogs(t, reps[2].r)
+	if err := reps[2].stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The survivors share c's partition; an event proves they process again.
+	s.produce(moreUpdates(t, in)[:1])
+	waitFor(t, func() bool {
+		n := 0
+		for _, p := range reps[:2] {
+			n += len(ownedLogs(t, p.r))
+		}
+		return n == 3 && total() >= int64(len(events)+len(more))+1
+	})
+	for i, p := range reps[:2] {
+		if d := restored(p) - before[i]; d != 0 {
+			t.Errorf("replica %d restored %v entries after %v left; its partition should have gone to the replica holding its log warm", i, d, gone)
+		}
+	}
 }

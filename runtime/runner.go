@@ -180,6 +180,14 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		Security: cfg.kafkaSecurity, Logger: kafka.Logger(r.log),
 		OnAssigned: r.onAssigned, OnRevoked: r.onRevoked,
 	}
+	standbys := cfg.standbys
+	if standbys < 0 {
+		standbys = p.Manifest.Standbys
+	}
+	// Made before the session: the group's balancer asks it, at every
+	// join, which logs this replica holds warm.
+	r.standby = &standby{n: standbys}
+	g.Warm = r.standby.warmSet
 	if cfg.sessionTimeout > 0 {
 		g.Extra = append(g.Extra, kgo.SessionTimeout(cfg.sessionTimeout))
 	}
@@ -211,11 +219,7 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		return nil, err
 	}
 	r.kcl.Store(r.sess.Client())
-	standbys := cfg.standbys
-	if standbys < 0 {
-		standbys = p.Manifest.Standbys
-	}
-	r.standby = r.startStandby(standbys)
+	r.startStandby()
 	if cfg.createTopics {
 		if err := r.createTopics(ctx); err != nil {
 			r.sess.Close()
@@ -333,6 +337,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			}
 		})
 		if fetches.NumRecords() == 0 {
+			if plan.held == 0 {
+				r.sess.Settle(ctx)
+			}
+			// An interrupted poll returns its error as a fetch, which
+			// blocks rebalances like records do: nothing is in flight.
+			r.sess.AllowRebalance()
 			continue
 		}
 		// A batch that started is finished even if shutdown is asked for

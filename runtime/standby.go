@@ -23,6 +23,10 @@ import (
 // copy's last catch-up (the changelog.position hint), instead of the whole
 // log. The copies are ordinary caches: reconciled like any other when the
 // partition is assigned.
+//
+// The group's balancer (kafka.StandbyBalancer) learns at every join which
+// copies caught up in their last round, and gives a partition left without
+// an owner to a replica holding it warm, as far as balance allows.
 
 // standbyEvery is how often the warm copies catch up.
 const standbyEvery = 2 * time.Second
@@ -31,12 +35,41 @@ type standby struct {
 	n      int
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+
+	mu   sync.Mutex
+	warm map[partitionKey]bool // copies caught up in their last round
 }
 
-func (r *Runner) startStandby(n int) *standby {
-	s := &standby{n: n}
+// warmSet is the set of caught-up copies, for the group's join metadata.
+func (s *standby) warmSet() map[string][]int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]int32, len(s.warm))
+	for k := range s.warm {
+		out[k.topic] = append(out[k.topic], k.partition)
+	}
+	return out
+}
+
+func (s *standby) setWarm(k partitionKey, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.warm == nil {
+		s.warm = map[partitionKey]bool{}
+	}
+	if ok {
+		s.warm[k] = true
+	} else {
+		delete(s.warm, k)
+	}
+}
+
+// startStandby starts the catch-up loop of r.standby, when it has work.
+func (r *Runner) startStandby() {
+	s := r.standby
+	n := s.n
 	if n <= 0 || r.clog == nil {
-		return s
+		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -54,7 +87,6 @@ func (r *Runner) startStandby(n int) *standby {
 			}
 		}
 	}()
-	return s
 }
 
 func (s *standby) stop() {
@@ -106,32 +138,46 @@ func (r *Runner) catchUpStandbys(ctx context.Context, n int) {
 	for t, d := range details {
 		counts[t] = int32(len(d.Partitions))
 	}
+	want := map[partitionKey]bool{}
 	for _, k := range standbyFor(owned, counts, n) {
+		want[k] = true
 		if ctx.Err() != nil || r.parts.get(k) != nil {
 			return
 		}
-		r.catchUp(ctx, k)
+		r.standby.setWarm(k, r.catchUp(ctx, k))
 	}
+	r.standby.mu.Lock()
+	for k := range r.standby.warm {
+		if !want[k] {
+			delete(r.standby.warm, k) // no longer a neighbour of ours
+		}
+	}
+	r.standby.mu.Unlock()
 }
 
 // catchUp makes the local copy of k's log equal the committed log in the
-// topic, unless the log is in use (this replica was just assigned it).
-func (r *Runner) catchUp(ctx context.Context, k partitionKey) {
+// topic, unless the log is in use (this replica was just assigned it). It
+// reports whether the copy caught up.
+func (r *Runner) catchUp(ctx context.Context, k partitionKey) bool {
 	dir := filepath.Join(r.cfg.dataDir, "changelog", k.String())
 	if err := os.MkdirAll(filepath.Dir(dir), 0o750); err != nil {
-		return
+		return false
 	}
 	l, err := auditlog.Open(dir, auditlog.WithMetrics(r.metrics.changelog))
 	if errors.Is(err, auditlog.ErrLocked) {
-		return
+		return false
 	}
 	if err != nil {
 		r.log.Warn("standby: cannot open the warm copy of a log", "log", k.String(), "err", err)
-		return
+		return false
 	}
 	p := &partition{key: k, log: l}
-	if err := r.clog.reconcileWithTopic(ctx, r, p, 0, false); err != nil && ctx.Err() == nil {
-		r.log.Warn("standby: the warm copy of a log did not catch up", "log", k.String(), "err", err)
+	defer p.log.Close()
+	if err := r.clog.reconcileWithTopic(ctx, r, p, 0, false); err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("standby: the warm copy of a log did not catch up", "log", k.String(), "err", err)
+		}
+		return false
 	}
-	p.log.Close()
+	return true
 }
