@@ -29,7 +29,7 @@ type Codec[T any] interface {
 // JSON is the default codec: encoding/json.
 type JSON[T any] struct{}
 
-func (JSON[T]) Encode(v *T) ([]byte, error)  { return json.Marshal(v) }
+func (JSON[T]) Encode(v *T) ([]byte, error) { return json.Marshal(v) }
 func (JSON[T]) Decode(b []byte, v *T) error { return json.Unmarshal(b, v) }
 
 // Use is table name of tx, its values read as T with the JSON codec.
