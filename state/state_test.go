@@ -69,11 +69,6 @@ func (m *model) at(table, key string, t int64) (modelVersion, int64, bool) {
 }
 
 func (m *model) write(table, key string, vf int64, v modelVersion) error {
-	if v.deleted {
-		if cur, _, ok := m.at(table, key, vf); !ok || cur.deleted {
-			return nil
-		}
-	}
 	if m.t[table] == nil {
 		m.t[table] = map[string]map[int64]modelVersion{}
 	}

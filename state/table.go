@@ -112,7 +112,8 @@ func (t Table[T]) Put(key string, validFrom time.Time, value T) error {
 }
 
 // Delete ends key's value from validFrom on (until a later version, if
-// one exists). Deleting where nothing holds does nothing.
+// one exists). The tombstone is kept even where nothing holds yet: a
+// back-dated Put arriving after it then holds only up to the delete.
 func (t Table[T]) Delete(key string, validFrom time.Time) error {
 	return t.tx.write(t.name, key, validFrom.UnixMicro(), true, nil)
 }

@@ -221,14 +221,6 @@ func (t *Txn) write(table, key string, validFrom int64, deleted bool, value []by
 		return err
 	}
 	vs := e.versions
-	if deleted {
-		// A delete closes the version valid at validFrom; with none (or a
-		// tombstone) there, nothing holds then already.
-		if i := slices.IndexFunc(vs, func(v version) bool { return v.validFrom <= validFrom }); i < 0 || vs[i].deleted {
-			t.undo = t.undo[:len(t.undo)-1]
-			return nil
-		}
-	}
 	nv := version{validFrom: validFrom, systemTime: t.stamp(), deleted: deleted, value: value}
 	// Copy on write: the undo record keeps the old slice.
 	out := make([]version, 0, len(vs)+1)
