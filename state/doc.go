@@ -18,8 +18,8 @@
 //	err = customers.Delete(id, validFrom)
 //
 // Valid time is business time; each version also records its system time,
-// when the store learned it (the runtime stamps the event's, so state and
-// outputs share one clock). A write at a valid time that already holds a
+// when the store learned it (unix µs, max(now, previous+1) within a batch,
+// or what Txn.SetSystemTime set). A write at a valid time that already holds a
 // version replaces it: the store holds what is believed now, and the
 // change log holds every belief the store ever had, with its system time,
 // so the system-time history is the log's to answer. A table may keep

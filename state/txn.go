@@ -85,9 +85,9 @@ func (s *Store) Begin() *Txn {
 	}
 }
 
-// SetSystemTime sets the system time of the versions written from now on
-// (unix µs); the runtime sets the event's, so state and outputs share one
-// clock. Without it a Txn stamps max(now, previous+1).
+// SetSystemTime fixes the system time of the versions written from now on
+// (unix µs), for callers with a clock of their own (tests, replays).
+// Without it a Txn stamps max(now, previous+1).
 func (t *Txn) SetSystemTime(us int64) { t.sysTime = us; t.now = nil }
 
 func (t *Txn) stamp() int64 {
