@@ -66,6 +66,10 @@ func statefulProduct(t *testing.T) *runtime.Product {
 			key = strconv.FormatInt(b.OrderNumber, 10)
 		}
 		recs, err := j.OnLeft(st, key, c.CommitTime, o)
+		if o != nil && o.Quantity < 0 {
+			// After the state write: the dead letter must take it back.
+			return nil, fmt.Errorf("order %d: negative quantity %d", o.OrderNumber, o.Quantity)
+		}
 		return transforms.To("enriched-orders", recs...), err
 	})
 	customers := transforms.On("customers-cdc", func(_ context.Context, c transforms.Change[sCustomer], st *state.Txn) ([]transforms.Output, error) {
@@ -224,14 +228,30 @@ func TestStatefulJoinRestoresState(t *testing.T) {
 		onPartition(debezium("orders", "c", 104, t0+20_000, nil, sOrder{10003, 1002, 3}), 1),
 		// Sally's new address was valid since t0+5s (before order 10001): back-dated.
 		onPartition(debezium("customers", "u", 105, t0+5_000, sCustomer{1001, "sally@old.example"}, sCustomer{1001, "sally@new.example"}), 0),
+		// A poison order: its handler fails after writing state.
+		onPartition(debezium("orders", "c", 106, t0+21_000, nil, sOrder{10004, 1002, -1}), 1),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for r.Stats().DeadLetters.Load() < 1 {
+		select { // the poison's batch committed before George's change comes
+		case <-ctx.Done():
+			t.Fatal("the poison order was not dead-lettered")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	s.produce(
+		// George's change back-dated before all his orders: it corrects each
+		// order state holds, so a state write of 10004 left behind would show.
+		onPartition(debezium("customers", "u", 107, t0+2, sCustomer{1002, "george@example.com"}, sCustomer{1002, "george@new.example"}), 1),
 	)
 	s.results(string(schemaText), map[string]string{
 		"10001": "1001:sally@new.example:1", // corrected
-		"10002": "1002:george@example.com:2",
-		"10003": "1002:george@example.com:3", // enriched from restored state
+		"10002": "1002:george@new.example:2",
+		"10003": "1002:george@new.example:3", // enriched from restored state, then corrected
 	})
-	if n := r.Stats().DeadLetters.Load(); n != 0 {
-		t.Fatalf("%d dead letters", n)
+	if n := r.Stats().DeadLetters.Load(); n != 1 {
+		t.Fatalf("%d dead letters, want the poison order's 1", n)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
