@@ -1,10 +1,12 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"path"
 
+	"github.com/meshlet/meshlet/cdc"
 	"github.com/meshlet/meshlet/contracts"
 	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/transforms"
@@ -88,8 +90,8 @@ func (p *Product) OutputSchema() (*schemas.Schema, error) {
 	return schemas.Parse(file, string(text))
 }
 
-// setPorts checks that each registered handler names an input port, and
-// that every stream port has a handler.
+// setPorts checks that each registered handler names an input port. A
+// product may be loaded without handlers (lint does); see portHandler.
 func (p *Product) setPorts(ports []transforms.Port) error {
 	m := p.Manifest
 	names := map[string]InputPort{}
@@ -112,11 +114,6 @@ func (p *Product) setPorts(ports []transforms.Port) error {
 		}
 		p.ports[port.Name] = port.Handler
 	}
-	for i, in := range m.InputPorts {
-		if in.Mode != "table" && p.ports[in.Name] == nil && p.Handler == nil {
-			return fmt.Errorf("%s: inputPorts[%d] (%s) has no handler: register one with transforms.On(%q, ...), or declare it mode: table", m.file, i, in.Name, in.Name)
-		}
-	}
 	return nil
 }
 
@@ -131,6 +128,11 @@ func (p *Product) portHandler(in InputPort, fallback transforms.Func) transforms
 	}
 	if in.Mode == "table" {
 		return transforms.Chain(materialize(in, h), transforms.Recover())
+	}
+	if p.Handler == nil && p.ports[in.Name] == nil {
+		return func(context.Context, *cdc.Change, []transforms.Output) ([]transforms.Output, error) {
+			return nil, fmt.Errorf("input port %s has no handler: register one with transforms.On(%q, ...), or declare it mode: table", in.Name, in.Name)
+		}
 	}
 	return h
 }
