@@ -167,6 +167,29 @@
 // the logs of the partitions beside its own (standby.go), so a failover
 // restores only what the topic gained since the copy last caught up.
 //
+// # Keyed state
+//
+// A product whose ports keep state (handlers registered with
+// transforms.On, or input ports of mode: table) has one task per
+// partition number: the partitions of that number of every input topic,
+// which must all have as many partitions (checked at Start:
+// ErrNotCoPartitioned) and are assigned together (range balancing).
+// Each task has a state log, mirrored to the changelog topic as
+// meshlet.state-<n> in the batch's transaction, and a pebble store (package
+// state). Handlers of the task's partitions share the batch's state.Txn; a
+// dead-lettered or duplicate event's state writes are rolled back with its
+// outputs. The batch's mutations are appended to the state log before the
+// transaction ends and written to the store only after it committed, so
+// the store never holds what did not commit; an abort rewinds the log. On
+// assignment the state log is made equal to the committed log in the
+// topic and the store restored from it (state.Restore): after a kill -9,
+// or on the replica that takes a partition over, state is the fold of the
+// committed log. A table port writes each row into its state table (key:
+// its key column; valid from its validTime column or the commit time),
+// then calls the port's handler, if any, which may emit corrections
+// (transforms.Lookup.Corrections). State needs the changelog topic:
+// exactly once, not LocalLogOnly. See state.go.
+//
 // What is derived is rebuilt from the log: the dedup window on assignment,
 // the index when a query reads it, and Redis's current state, from each
 // log's applied mark on.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -42,6 +43,8 @@ type Manifest struct {
 	// Standbys is how many partitions' logs beside each one it owns a
 	// replica keeps warm copies of (0: none); see runtime.Standbys.
 	Standbys int `yaml:"standbys" json:"standbys,omitempty"`
+	// State configures the product's keyed state (see package state).
+	State StateSpec `yaml:"state" json:"state,omitempty"`
 
 	file string // where it was read from, for error messages
 }
@@ -65,6 +68,24 @@ type InputPort struct {
 	// TransactionTopic is the connector's transaction metadata topic,
 	// <topic.prefix>.transaction; needed with transactions: whole.
 	TransactionTopic string `yaml:"transactionTopic" json:"transactionTopic,omitempty"`
+	// Mode is stream (the default: each change goes to the port's
+	// handler) or table: Meshlet materializes the rows into the state
+	// table Table (default: the port's name), keyed by column Key, each
+	// row valid from its ValidTime column (default: the commit time), and
+	// then calls the port's handler, if it has one (to emit corrections).
+	Mode      string `yaml:"mode" json:"mode,omitempty"`
+	Table     string `yaml:"table" json:"table,omitempty"`
+	Key       string `yaml:"key" json:"key,omitempty"`
+	ValidTime string `yaml:"validTime" json:"validTime,omitempty"`
+}
+
+// StateSpec is what the product keeps of its state.
+type StateSpec struct {
+	// Retention is how far back in valid time, from each key's newest
+	// version, state keeps versions, and so how late a back-dated change
+	// may arrive and still correct published results (a Go duration, e.g.
+	// 720h; empty keeps everything).
+	Retention string `yaml:"retention" json:"retention,omitempty"`
 }
 
 // OutputPort is a topic the product publishes versioned Avro events to.
@@ -233,6 +254,18 @@ func (m *Manifest) validate(v *validator) {
 		if !slices.Contains(cdc.Formats(), p.Format) {
 			v.fail(at+".format", "is %q; known formats: %s", p.Format, strings.Join(cdc.Formats(), ", "))
 		}
+		switch p.Mode {
+		case "", PortStream:
+			if p.Table != "" || p.Key != "" || p.ValidTime != "" {
+				v.fail(at+".mode", "is %q but table, key or validTime is set; write mode: table to materialize the port into state", p.Mode)
+			}
+		case "table":
+			if p.Key == "" {
+				v.fail(at+".key", "is missing; a table port names the column that keys its rows, e.g. key: id")
+			}
+		default:
+			v.fail(at+".mode", "is %q; want stream or table", p.Mode)
+		}
 		switch p.Transactions {
 		case "":
 			if p.TransactionTopic != "" {
@@ -293,6 +326,11 @@ func (m *Manifest) validate(v *validator) {
 		}
 		if c := p.Contract; c != nil && c.File != "" && (len(c.Fields) > 0 || len(c.Quality) > 0 || c.SLA != (contracts.SLA{})) {
 			v.fail(at+".contract.file", "is set together with sla, fields or quality; a hand-written contract is the whole contract: move them into %s", c.File)
+		}
+	}
+	if m.State.Retention != "" {
+		if d, err := time.ParseDuration(m.State.Retention); err != nil || d <= 0 {
+			v.fail("state.retention", "is %q; want a positive Go duration such as 720h", m.State.Retention)
 		}
 	}
 	if m.Standbys < 0 {

@@ -1,10 +1,12 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"path"
 
+	"github.com/meshlet/meshlet/cdc"
 	"github.com/meshlet/meshlet/contracts"
 	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/transforms"
@@ -17,17 +19,22 @@ type Product struct {
 	Handler  transforms.Func
 	Contract *contracts.Contract
 	fsys     fs.FS
+	ports    map[string]transforms.Func // handlers by input port name
 }
 
 // NewProduct loads the manifest at manifestPath in fsys (schema paths resolve
 // relative to it), the output schema and the port's data contract, and pairs
-// them with the handler.
-func NewProduct(fsys fs.FS, manifestPath string, h transforms.Func) (*Product, error) {
+// them with the handler. Ports give input ports handlers of their own
+// (transforms.On); h, which may then be nil, handles the others.
+func NewProduct(fsys fs.FS, manifestPath string, h transforms.Func, ports ...transforms.Port) (*Product, error) {
 	m, err := LoadManifest(fsys, manifestPath)
 	if err != nil {
 		return nil, err
 	}
 	p := &Product{Manifest: m, Handler: h, fsys: fsys}
+	if err := p.setPorts(ports); err != nil {
+		return nil, err
+	}
 	s, err := p.OutputSchema()
 	if err != nil {
 		return nil, err
@@ -81,4 +88,51 @@ func (p *Product) OutputSchema() (*schemas.Schema, error) {
 		return nil, fmt.Errorf("%s: outputPorts[0].schema: %w", p.Manifest.file, err)
 	}
 	return schemas.Parse(file, string(text))
+}
+
+// setPorts checks that each registered handler names an input port. A
+// product may be loaded without handlers (lint does); see portHandler.
+func (p *Product) setPorts(ports []transforms.Port) error {
+	m := p.Manifest
+	names := map[string]InputPort{}
+	for _, in := range m.InputPorts {
+		names[in.Name] = in
+	}
+	for _, port := range ports {
+		if _, ok := names[port.Name]; !ok {
+			known := make([]string, 0, len(names))
+			for _, in := range m.InputPorts {
+				known = append(known, in.Name)
+			}
+			return fmt.Errorf("%s: a handler is registered for input port %q, which the manifest does not declare (input ports: %v)", m.file, port.Name, known)
+		}
+		if p.ports == nil {
+			p.ports = map[string]transforms.Func{}
+		}
+		if _, dup := p.ports[port.Name]; dup {
+			return fmt.Errorf("%s: input port %q has two handlers registered", m.file, port.Name)
+		}
+		p.ports[port.Name] = port.Handler
+	}
+	return nil
+}
+
+// portHandler is input port in's handler, wrapped in mws (recovery): its
+// own, else the product's; a table port materializes first.
+func (p *Product) portHandler(in InputPort, fallback transforms.Func) transforms.Func {
+	h := fallback
+	if own, ok := p.ports[in.Name]; ok {
+		h = transforms.Chain(own, transforms.Recover())
+	} else if in.Mode == "table" {
+		h = nil
+	}
+	if in.Mode == "table" {
+		return transforms.Chain(materialize(in, h), transforms.Recover())
+	}
+	if p.Handler == nil && p.ports[in.Name] == nil {
+		return func(context.Context, *cdc.Change, []transforms.Output) ([]transforms.Output, error) {
+			return nil, fmt.Errorf("input port %s has no handler: register one with transforms.On(%q, ...), or declare it mode: table", in.Name, in.Name)
+		}
+	}
+	return h
 }

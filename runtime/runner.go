@@ -75,6 +75,7 @@ type Runner struct {
 	whole   wholeTx
 	clog    *changelog // nil: the local segments are the only copy (LocalLogOnly, at least once)
 	standby *standby
+	state   *stateRuntime // nil: the product keeps no state (state.go)
 	stats   Stats
 	metrics *metrics
 	serve   *serving
@@ -140,7 +141,7 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("input port %s: %w", in.Name, err)
 		}
-		r.inputs[in.Topic] = &inputPort{name: in.Name, topic: in.Topic, format: in.Format, decoder: dec, handler: handler}
+		r.inputs[in.Topic] = &inputPort{name: in.Name, topic: in.Topic, format: in.Format, decoder: dec, handler: p.portHandler(in, handler)}
 	}
 	if cfg.redisAddr != "" {
 		// One client, so one pool, for everything the product keeps in
@@ -192,6 +193,10 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		g.Extra = append(g.Extra, kgo.SessionTimeout(cfg.sessionTimeout))
 	}
 	mirror := cfg.delivery == ExactlyOnce && !cfg.localLogOnly
+	if p.stateful() {
+		// A task's partitions (one number of every input) go together.
+		g.Extra = append(g.Extra, kgo.Balancers(kgo.RangeBalancer()))
+	}
 	if mirror {
 		// Changelog records name their partition: the input partition's.
 		g.Extra = append(g.Extra, kgo.RecordPartitioner(kafka.Partitioner(kafka.ChangelogTopic(p.Manifest.ID))),
@@ -205,6 +210,10 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 			return nil, err
 		}
 		r.serve.publish = r.clog.publishCheckpoint
+	}
+	if err := r.startState(ctx); err != nil {
+		r.clog.close()
+		return nil, err
 	}
 	if cfg.delivery == AtLeastOnce {
 		r.sess, err = kafka.AtLeastOnce(g)
@@ -398,6 +407,10 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPla
 		}
 		return false, procErr
 	}
+	if err := r.appendState(b); err != nil {
+		r.sess.End(ctx, false)
+		return false, err
+	}
 	failpoint.Hit("runtime/after-append")
 
 	var produceErr atomic.Pointer[error]
@@ -428,6 +441,9 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPla
 		r.stats.Aborted.Add(1)
 		r.metrics.batches.WithLabelValues("aborted").Inc()
 		return false, r.takeBackBatch()
+	}
+	if err := r.commitState(); err != nil {
+		return false, err
 	}
 	r.putBack(stops)
 	in := 0
@@ -499,6 +515,9 @@ func (r *Runner) takeBackBatch() (err error) {
 			err = fmt.Errorf("%w: %w", ErrFatal, rerr)
 		}
 	})
+	if serr := r.takeBackState(); err == nil {
+		err = serr
+	}
 	return err
 }
 
@@ -511,6 +530,9 @@ func (r *Runner) reconcileAll(ctx context.Context) (err error) {
 		p.committed = p.committed[:0]
 		err = r.reconcile(ctx, r.sess.Client(), p)
 	})
+	if err == nil {
+		err = r.reconcileState(ctx)
+	}
 	return err
 }
 
@@ -532,17 +554,20 @@ func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartitio
 	b.entries = b.entries[:0]
 	seq, sysTime, _ := p.log.Tail()
 	p.batchStart = seq
+	ctx, st := r.stateFor(ctx, fp.Partition)
 	ev := &b.ev
 	for _, in := range fp.Records {
 		ev.reset(in, port, p, b, seq, sysTime)
 		if changes, ok := decoded[in]; ok {
 			ev.changes, ev.predecoded = append(ev.changes, changes...), true
 		}
-		mark := b.mark()
+		mark, sp := b.mark(), st.savepoint()
 		err := r.chain(ctx, ev)
+		st.saw(in)
 		b.skipped += ev.skipped
 		if poison, ok := ports.AsPoison(err); ok {
 			b.rollback(mark)
+			st.rollback(sp)
 			r.log.Warn("dead letter", "class", poison.Class.String(), "topic", in.Topic, "partition", in.Partition, "offset", in.Offset, "err", poison.Err)
 			b.deadLetter(r.product.Manifest.DeadLetter.Topic, r.product.Manifest.ID, in, poison)
 			continue
@@ -552,6 +577,7 @@ func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartitio
 		}
 		if ev.duplicate {
 			b.rollback(mark)
+			st.rollback(sp)
 			b.duplicates++
 			continue
 		}
@@ -590,6 +616,13 @@ func (r *Runner) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[st
 			if old := r.parts.put(p); old != nil {
 				old.log.Close()
 			}
+			if err := r.assignState(ctx, cl, k); err != nil {
+				if ctx.Err() == nil {
+					err = fmt.Errorf("assigned %s/%d: %w", topic, n, err)
+					r.assignErr.CompareAndSwap(nil, &err)
+				}
+				return
+			}
 			r.serve.rebuild(ctx, p)
 			r.log.Info("partition assigned", "topic", topic, "partition", n)
 		}
@@ -601,6 +634,7 @@ func (r *Runner) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[st
 func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	for topic, ps := range revoked {
 		for _, n := range ps {
+			r.revokeState(partitionKey{topic, n})
 			if p := r.parts.remove(partitionKey{topic, n}); p != nil {
 				r.serve.checkpoint(p) // between batches: every entry is committed
 				if err := p.log.Close(); err != nil {
@@ -624,6 +658,7 @@ func (r *Runner) close(cause error) {
 		r.rdb.Close()
 	}
 	var open []*partition
+	r.closeState()
 	r.parts.each(func(p *partition) { open = append(open, p) })
 	for _, p := range open {
 		r.parts.remove(p.key)

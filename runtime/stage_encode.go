@@ -21,6 +21,11 @@ func encode(out *outputPort, now func() int64) stage {
 	return func(next step) step {
 		return func(ctx context.Context, ev *event) error {
 			for i := range ev.outs {
+				if p := ev.outs[i].Port; p != "" && p != out.name {
+					// Until a product may have several stream ports, a
+					// record for another port is the handler's mistake.
+					return ports.Poisoned(ports.ClassHandler, fmt.Errorf("record for key %q is addressed to output port %q; this product's output port is %q", ev.outs[i].Key, p, out.name))
+				}
 				ev.seq++
 				ev.sysTime = max(now(), ev.sysTime+1)
 				if err := out.add(ev, i); err != nil {

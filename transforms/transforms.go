@@ -116,6 +116,8 @@ type Handler[In, Out any] func(ctx context.Context, c Change[In]) ([]Record[Out]
 // Output is a Record with its payload type erased, the way the runtime carries
 // it from the handler to the encoder.
 type Output struct {
+	// Port is the output port the record goes to ("" : the first).
+	Port      string
 	Key       string
 	ValidFrom time.Time
 	ValidTo   time.Time
