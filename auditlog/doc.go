@@ -63,9 +63,13 @@
 //	     -    -  Payload: uvarint length, then the bytes (Confluent wire format as published)
 //	     -    -  Prov.Topic: uvarint length, then UTF-8 bytes
 //	     -    -  Prov.SourcePosition: uvarint length, then UTF-8 bytes
+//	     -    -  Port (optional): uvarint length >= 1, then UTF-8 bytes
 //
-// Uvarints are encoding/binary's unsigned varints. Nothing may follow the
-// last field.
+// Uvarints are encoding/binary's unsigned varints. Port names the output
+// port of a product with several, for the entries of every port but the
+// first; an entry of the first port has no such field, so the logs of a
+// single-port product are the same bytes as before the field existed.
+// Nothing may follow the last field.
 //
 // # Hash chain
 //
@@ -166,9 +170,11 @@
 // order is what "earlier" and "later" mean below, and "recorded by T"
 // means SystemTime <= T.
 //
-// Each entry of key K asserts (Op 'a') or retracts (Op 'r') K over its
-// valid period [ValidFrom, ValidTo) as of its SystemTime. An entry whose
-// valid period is empty (ValidTo <= ValidFrom, not 0) changes nothing and
+// An entity K is an entry's key, qualified by its output port when that
+// is not the product's first (Entry.Entity, EntityKey): the ports of one
+// product keep histories of their own. Each entry of K asserts (Op 'a')
+// or retracts (Op 'r') K over its valid period [ValidFrom, ValidTo) as of
+// its SystemTime. An entry whose valid period is empty (ValidTo <= ValidFrom, not 0) changes nothing and
 // is ignored by every question below (Replay and Store.Entries still list
 // it).
 //

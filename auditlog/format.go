@@ -36,7 +36,29 @@ type Entry struct {
 	Key        []byte // entity key
 	Payload    []byte // the exact bytes published (Confluent wire format: magic 0, 4-byte schema id, Avro body)
 	Prov       Provenance
-	Hash       [32]byte // chain hash; set by Append and by reads, ignored on input
+	// Port is the output port the entry was published to: empty for the
+	// product's first output port (the only one of most products), so the
+	// logs of a product that gains a port later keep their meaning.
+	Port string
+	Hash [32]byte // chain hash; set by Append and by reads, ignored on input
+}
+
+// Entity is what the entry is a version of: its key, qualified by its
+// output port when that is not the first (see EntityKey).
+func (e *Entry) Entity() []byte { return EntityKey(e.Port, e.Key) }
+
+// EntityKey names entity key of output port port as the index and the
+// bitemporal queries see it: the key itself for the first port (""), and
+// port, a zero byte and the key for another, so two ports' entities of
+// one key stay apart.
+func EntityKey(port string, key []byte) []byte {
+	if port == "" {
+		return key
+	}
+	b := make([]byte, 0, len(port)+1+len(key))
+	b = append(b, port...)
+	b = append(b, 0)
+	return append(b, key...)
 }
 
 // ErrCorrupt is what every *CorruptError unwraps to.
@@ -162,7 +184,15 @@ func frameLen(e *Entry) int {
 		uvarintLen(uint64(len(e.Payload))) + len(e.Payload) +
 		uvarintLen(uint64(len(e.Prov.Topic))) + len(e.Prov.Topic) +
 		uvarintLen(uint64(len(e.Prov.SourcePosition))) + len(e.Prov.SourcePosition) +
-		hashSize
+		portLen(e.Port) + hashSize
+}
+
+// portLen is what the optional port field takes: nothing for the first port.
+func portLen(port string) int {
+	if port == "" {
+		return 0
+	}
+	return uvarintLen(uint64(len(port))) + len(port)
 }
 
 // appendBody encodes every field but Hash. Fixed-width fields come first so
@@ -184,6 +214,10 @@ func appendBody(b []byte, e *Entry) []byte {
 	b = append(b, e.Prov.Topic...)
 	b = binary.AppendUvarint(b, uint64(len(e.Prov.SourcePosition)))
 	b = append(b, e.Prov.SourcePosition...)
+	if e.Port != "" {
+		b = binary.AppendUvarint(b, uint64(len(e.Port)))
+		b = append(b, e.Port...)
+	}
 	return b
 }
 
@@ -195,6 +229,7 @@ func knownOp(op byte) bool { return op == OpAssert || op == OpRetract }
 type decoder struct {
 	strings bool // materialize Topic and SourcePosition; verification does not need them
 	topic   string
+	port    string // the last port string, likewise
 }
 
 // decode fills e from body (the frame without its stored hash). Key and
@@ -224,8 +259,17 @@ func (d *decoder) decode(body []byte, e *Entry) string {
 		fields[i] = rest[w : w+int(n)]
 		rest = rest[w+int(n):]
 	}
+	e.Port = ""
 	if len(rest) != 0 {
-		return fmt.Sprintf("%d unexpected bytes after the entry fields", len(rest))
+		// The optional port field, only ever written non-empty.
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n == 0 || n != uint64(len(rest)-w) {
+			return fmt.Sprintf("%d unexpected bytes after the entry fields", len(rest))
+		}
+		if port := rest[w:]; string(port) != d.port {
+			d.port = string(port)
+		}
+		e.Port = d.port
 	}
 	e.Key, e.Payload = fields[0], fields[1]
 	if d.strings {

@@ -58,7 +58,7 @@ func entriesFor(from uint64, n int) []Entry {
 func sameEntry(a, b *Entry) bool {
 	return a.Seq == b.Seq && a.SystemTime == b.SystemTime && a.ValidFrom == b.ValidFrom &&
 		a.ValidTo == b.ValidTo && a.Op == b.Op && bytes.Equal(a.Key, b.Key) &&
-		bytes.Equal(a.Payload, b.Payload) && a.Prov == b.Prov
+		bytes.Equal(a.Payload, b.Payload) && a.Prov == b.Prov && a.Port == b.Port
 }
 
 func mustOpen(t testing.TB, dir string, opts ...Option) *Log {

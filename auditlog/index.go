@@ -385,7 +385,7 @@ func (x *logIndex) indexFrom(segs []segInfo, si int, off int64, from runHead) ([
 		if e.Seq > 1 && e.SystemTime <= head.lastSys {
 			return runs, it.corrupt(it.off, e.Seq, "system time %d not after the previous entry's %d", e.SystemTime, head.lastSys)
 		}
-		keys = append(keys, keyRec{h: hashKey(e.Key), sys: e.SystemTime, vf: e.ValidFrom, vt: e.ValidTo, seq: e.Seq, op: e.Op})
+		keys = append(keys, keyRec{h: hashKey(e.Entity()), sys: e.SystemTime, vf: e.ValidFrom, vt: e.ValidTo, seq: e.Seq, op: e.Op})
 		seqs = append(seqs, seqRec{sys: e.SystemTime, off: it.off})
 		head.last, head.lastSys = e.Seq, e.SystemTime
 		copy(head.lastHash[:], hash)

@@ -142,13 +142,14 @@ func (s *Store) ScanKeys(cut Cut, fn func(key []byte, facts []Fact) error) error
 	return nil
 }
 
-// eachKey splits one hash group's facts by key (two keys sharing a 128-bit
-// hash is not known to happen, but costs nothing to get right) and calls fn
-// per key, keeping merged order within each.
+// eachKey splits one hash group's facts by entity (two entities sharing a
+// 128-bit hash is not known to happen, but costs nothing to get right) and
+// calls fn per entity with its key, keeping merged order within each. The
+// facts of one entity are of one output port (Entry.Entity).
 func eachKey(facts []Fact, fn func(key []byte, facts []Fact) error) error {
 	same := true
 	for i := range facts {
-		if !bytes.Equal(facts[i].Key, facts[0].Key) {
+		if !bytes.Equal(facts[i].Key, facts[0].Key) || facts[i].Port != facts[0].Port {
 			same = false
 			break
 		}
@@ -156,10 +157,10 @@ func eachKey(facts []Fact, fn func(key []byte, facts []Fact) error) error {
 	if same {
 		return fn(facts[0].Key, facts)
 	}
-	slices.SortStableFunc(facts, func(a, b Fact) int { return bytes.Compare(a.Key, b.Key) })
+	slices.SortStableFunc(facts, func(a, b Fact) int { return bytes.Compare(a.Entity(), b.Entity()) })
 	for len(facts) > 0 {
 		n := 1
-		for n < len(facts) && bytes.Equal(facts[n].Key, facts[0].Key) {
+		for n < len(facts) && bytes.Equal(facts[n].Key, facts[0].Key) && facts[n].Port == facts[0].Port {
 			n++
 		}
 		if err := fn(facts[0].Key, facts[:n:n]); err != nil {

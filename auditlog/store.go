@@ -237,8 +237,8 @@ func keyFact(key []byte, c candidate) (Fact, error) {
 	if err != nil {
 		return Fact{}, err
 	}
-	if !bytes.Equal(f.Key, key) {
-		return Fact{}, fmt.Errorf("%w: %q and %q (log %s seq %d)", ErrKeyCollision, key, f.Key, f.Log, f.Seq)
+	if !bytes.Equal(f.Entity(), key) {
+		return Fact{}, fmt.Errorf("%w: %q and %q (log %s seq %d)", ErrKeyCollision, key, f.Entity(), f.Log, f.Seq)
 	}
 	return f, nil
 }
@@ -370,8 +370,8 @@ func (s *Store) keyFacts(key []byte) ([]Fact, error) {
 				if err != nil {
 					return err
 				}
-				if !bytes.Equal(f.Key, key) {
-					return fmt.Errorf("%w: %q and %q (log %s seq %d)", ErrKeyCollision, key, f.Key, f.Log, f.Seq)
+				if !bytes.Equal(f.Entity(), key) {
+					return fmt.Errorf("%w: %q and %q (log %s seq %d)", ErrKeyCollision, key, f.Entity(), f.Log, f.Seq)
 				}
 				facts = append(facts, f)
 				return nil
@@ -587,7 +587,7 @@ func (s *Store) Corrections(from, to int64) ([]Correction, error) {
 		cache = map[keyHash]*keyTimeline{}
 	)
 	err := s.Replay(from, to, func(f *Fact) error {
-		h := hashKey(f.Key)
+		h := hashKey(f.Entity())
 		tl := cache[h]
 		if tl == nil {
 			if len(cache) >= 4096 {

@@ -268,7 +268,8 @@ func waitProcessed(ctx context.Context, r *runtime.Runner, n int64, timeout time
 	return nil
 }
 
-// devSummary is dev's summary as --json prints it.
+// devSummary is dev's summary as --json prints it. OutputTopic, SchemaID
+// and Events are the first output port's; Ports has every port's.
 type devSummary struct {
 	EventsIn    int64             `json:"events_in"`
 	Skipped     int64             `json:"skipped"`
@@ -281,6 +282,16 @@ type devSummary struct {
 	Logs        int               `json:"changelog_logs"`
 	Chain       string            `json:"chain"`
 	Events      []json.RawMessage `json:"events"`
+	Ports       []devPort         `json:"ports"`
+}
+
+// devPort is what one output port published.
+type devPort struct {
+	Name       string            `json:"name"`
+	Topic      string            `json:"topic"`
+	SchemaID   int               `json:"schema_id"`
+	RecordsOut int64             `json:"records_out"`
+	Events     []json.RawMessage `json:"events"`
 }
 
 type devDeadLetter struct {
@@ -302,16 +313,26 @@ func printSummary(ctx context.Context, w, jsonOut io.Writer, r *runtime.Runner, 
 	if verifyErr != nil {
 		chain = "FAILED: " + verifyErr.Error()
 	}
-	topic := m.OutputPorts[0].Topic
+	outs := r.Ports()
 	fmt.Fprintf(w, "\nsummary\n")
 	fmt.Fprintf(w, "  events in          %d (%d tombstones/heartbeats skipped, %d re-sent by the source and dropped)\n", st.EventsIn.Load(), st.Skipped.Load(), st.Duplicates.Load())
-	fmt.Fprintf(w, "  records out        %d on %s (schema id %d)\n", st.Records.Load(), topic, r.SchemaID())
+	if len(outs) == 1 {
+		fmt.Fprintf(w, "  records out        %d on %s (schema id %d)\n", outs[0].Records, outs[0].Topic, outs[0].SchemaID)
+	} else {
+		fmt.Fprintf(w, "  records out        %d on %d output ports\n", st.Records.Load(), len(outs))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, p := range outs {
+			fmt.Fprintf(tw, "    %s\t%d on %s (schema id %d)\n", p.Name, p.Records, p.Topic, p.SchemaID)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintf(w, "  dead letters       %d on %s\n", st.DeadLetters.Load(), m.DeadLetter.Topic)
 	fmt.Fprintf(w, "  change-log entries %d in %d log(s)\n", entries, len(reports))
 	fmt.Fprintf(w, "  chain              %s\n", chain)
 
 	sum := devSummary{EventsIn: st.EventsIn.Load(), Skipped: st.Skipped.Load(), Duplicates: st.Duplicates.Load(), RecordsOut: st.Records.Load(),
-		OutputTopic: topic, SchemaID: r.SchemaID(), DeadLetters: []devDeadLetter{}, Entries: entries, Logs: len(reports), Chain: chain, Events: []json.RawMessage{}}
+		OutputTopic: outs[0].Topic, SchemaID: outs[0].SchemaID, DeadLetters: []devDeadLetter{}, Entries: entries, Logs: len(reports), Chain: chain,
+		Events: []json.RawMessage{}, Ports: []devPort{}}
 	if n := int(st.DeadLetters.Load()); n > 0 {
 		dls, err := readDeadLetters(ctx, brokers, m.DeadLetter.Topic, n)
 		if err != nil {
@@ -331,20 +352,33 @@ func printSummary(ctx context.Context, w, jsonOut io.Writer, r *runtime.Runner, 
 		tw.Flush()
 	}
 
-	events, err := readOutput(ctx, brokers, registryURL, topic, int(st.Records.Load()))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\n%d events on %s, decoded back through the registry:\n", len(events), topic)
-	printEvents(w, events)
-	if jsonOut != nil {
+	published := 0
+	for i, p := range outs {
+		events, err := readOutput(ctx, brokers, registryURL, p.Topic, int(p.Records))
+		if err != nil {
+			return err
+		}
+		published += len(events)
+		port := ""
+		if len(outs) > 1 {
+			port = " (port " + p.Name + ")"
+		}
+		fmt.Fprintf(w, "\n%d events on %s%s, decoded back through the registry:\n", len(events), p.Topic, port)
+		printEvents(w, events)
+		dp := devPort{Name: p.Name, Topic: p.Topic, SchemaID: p.SchemaID, RecordsOut: p.Records, Events: []json.RawMessage{}}
 		for _, e := range events {
 			b, err := json.Marshal(map[string]any{"partition": e.partition, "offset": e.offset, "key": e.key, "fields": e.fields})
 			if err != nil {
 				return err
 			}
-			sum.Events = append(sum.Events, b)
+			dp.Events = append(dp.Events, b)
 		}
+		if i == 0 {
+			sum.Events = dp.Events
+		}
+		sum.Ports = append(sum.Ports, dp)
+	}
+	if jsonOut != nil {
 		enc := json.NewEncoder(jsonOut)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(sum); err != nil {
@@ -354,8 +388,8 @@ func printSummary(ctx context.Context, w, jsonOut io.Writer, r *runtime.Runner, 
 	if verifyErr != nil {
 		return verifyErr
 	}
-	if uint64(len(events)) != entries {
-		return fmt.Errorf("output topic holds %d events but the change logs hold %d entries", len(events), entries)
+	if uint64(published) != entries {
+		return fmt.Errorf("the output topics hold %d events but the change logs hold %d entries", published, entries)
 	}
 	return nil
 }

@@ -127,7 +127,7 @@ func lint(ctx context.Context, e *env, dir, registry string, record bool) []lint
 			continue
 		}
 		add("schema "+port.Name, nil, fmt.Sprintf("%s (%s, %d fields)", file, s.RowName(), len(s.RowFields())))
-		add("contract "+port.Name, lintContract(p.Contract, port.Name), contractDetail(p, port))
+		add("contract "+port.Name, lintContract(p.Contracts[i], port.Name), contractDetail(p.Contracts[i], port))
 		level, err := schemas.ParseCompat(port.Compatibility)
 		if err != nil {
 			add("compat "+port.Name, fmt.Errorf("outputPorts[%d].compatibility: %w", i, err), "")
@@ -184,8 +184,8 @@ func lintContract(c *contracts.Contract, port string) error {
 	return nil
 }
 
-func contractDetail(p *runtime.Product, port runtime.OutputPort) string {
-	checker, err := contracts.NewChecker(p.Contract, port.Name)
+func contractDetail(c *contracts.Contract, port runtime.OutputPort) string {
+	checker, err := contracts.NewChecker(c, port.Name)
 	if err != nil {
 		return ""
 	}
@@ -193,7 +193,7 @@ func contractDetail(p *runtime.Product, port runtime.OutputPort) string {
 	if port.Contract != nil && port.Contract.File != "" {
 		source = port.Contract.File
 	}
-	return fmt.Sprintf("ODCS %s (%s), %d quality rule(s)", p.Contract.ID, source, checker.Rules())
+	return fmt.Sprintf("ODCS %s (%s), %d quality rule(s)", c.ID, source, checker.Rules())
 }
 
 func refusals(res *schemas.CheckResult) error {

@@ -84,8 +84,15 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if a := r.HTTPAddr(); a != nil {
 		fmt.Fprintf(stdout, "management port http://%s (discovery /v1/product, /metrics, /v1/status; query /v1/entities/{key} and control /v1/control/* need a token)\n", a)
 	}
+	var ins, outs []string
+	for _, p := range m.InputPorts {
+		ins = append(ins, p.Topic)
+	}
+	for _, p := range m.OutputPorts {
+		outs = append(outs, p.Topic)
+	}
 	fmt.Fprintf(stdout, "running %s (%s, instance %s): %s -> %s (dead letters: %s); Ctrl-C to stop\n",
-		m.ID, d, *instance, m.InputPorts[0].Topic, m.OutputPorts[0].Topic, m.DeadLetter.Topic)
+		m.ID, d, *instance, strings.Join(ins, ", "), strings.Join(outs, ", "), m.DeadLetter.Topic)
 	start := time.Now()
 	err = r.Run(ctx)
 	st := r.Stats()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/ports/query"
+	"github.com/meshlet/meshlet/runtime"
 	"github.com/meshlet/meshlet/snapshot"
 )
 
@@ -105,10 +106,24 @@ func cmdSnapshot(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		m := prod.Manifest
-		out := m.OutputPorts[0]
-		p.URN, p.Port, p.Topic = cmpOr(o.product, m.ID), cmpOr(port, out.Name), cmpOr(topic, out.Topic)
+		i := 0
+		if port != "" {
+			i = slices.IndexFunc(m.OutputPorts, func(o runtime.OutputPort) bool { return o.Name == port })
+			if i < 0 {
+				var names []string
+				for _, o := range m.OutputPorts {
+					names = append(names, o.Name)
+				}
+				return usageError("--port %s: the product has no such output port (output ports: %s)", port, strings.Join(names, ", "))
+			}
+		}
+		out := m.OutputPorts[i]
+		p.URN, p.Port, p.Topic = cmpOr(o.product, m.ID), out.Name, cmpOr(topic, out.Topic)
+		if i > 0 {
+			p.LogPort = out.Name // the change log names every port but the first
+		}
 		if pii == "" {
-			if obj, err := prod.Contract.Object(out.Name); err == nil {
+			if obj, err := prod.Contracts[i].Object(out.Name); err == nil {
 				for _, f := range obj.Properties {
 					if strings.EqualFold(f.Classification, "pii") {
 						piiFields = append(piiFields, f.Name)

@@ -16,12 +16,17 @@ type batch struct {
 	entries []auditlog.Entry
 	produce []*kgo.Record
 	arena   []byte
-	// eventTimes holds each record's event time (unix µs, see eventTime),
-	// for the publish-latency histogram and freshness.
-	eventTimes        []int64
+	// eventTimes holds each record's event time (unix µs, see eventTime)
+	// and output port, for the publish-latency histogram and freshness.
+	eventTimes        []recordTime
 	deadLetterClasses map[deadLetterKey]int
 
 	records, deadLetters, skipped, duplicates int
+}
+
+type recordTime struct {
+	at   int64
+	port int
 }
 
 type deadLetterKey struct {

@@ -1,6 +1,7 @@
 // Package runtime runs a data product: it reads the manifest, registers the
-// output schema, and drives the batch loop that carries CDC events from the
-// input ports through the handler into the change log and the output port.
+// output ports' schemas, and drives the batch loop that carries CDC events
+// from the input ports through the handlers into the change log and the
+// output ports.
 //
 // # The batch cycle
 //
@@ -14,16 +15,19 @@
 //     per-event stages (stage.go; each a func(next step) step in a file of
 //     its own): decode with the input port's cdc decoder (tombstones and
 //     heartbeats are counted and skipped); handle: the handler turns each
-//     change into zero or more outputs; dedup: an event whose source
+//     change into zero or more outputs; route: each output goes to the
+//     output port it is addressed to (transforms.To; unaddressed: the
+//     first), which the manifest must declare; dedup: an event whose source
 //     position and entity key were already recorded is a Debezium re-send
-//     and is dropped (see Duplicates); contract: the output port's rules;
-//     govern: pii sealed, classified fields passed, masked or dropped;
-//     encode: each output gets the next sequence number and a system time
-//     (unix µs, max(now, previous+1), so strictly increasing per change
-//     log), its valid time defaulting to the source commit time; it is
-//     Avro-encoded with the registered schema id and queued for the output
-//     topic. The partition's entries are appended to its change log in one
-//     write and fsynced.
+//     and is dropped (see Duplicates); contract: its output port's rules;
+//     govern: its port's policy (pii sealed, classified fields passed,
+//     masked or dropped); encode: each output gets the next sequence
+//     number and a system time (unix µs, max(now, previous+1), so strictly
+//     increasing per change log), its valid time defaulting to the source
+//     commit time; it is Avro-encoded with its port's registered schema id
+//     and queued for the port's topic. The partition's entries, of every
+//     port, are appended to its change log in one write and fsynced; an
+//     entry of another port than the first names it (auditlog.Entry.Port).
 //  4. Anything one event breaks (undecodable, unknown op, handler error or
 //     panic, an output that does not fit the schema) becomes a dead letter:
 //     a stage returns a *ports.Poison with its class, and the dead letter
@@ -115,13 +119,25 @@
 // transaction, and the batch's offset commit is amended to stop there; see
 // txmode.go.
 //
-// Fields the output contract classifies pii are sealed before the append:
-// the log keeps the row with those fields cleared inside an envelope that
-// holds them encrypted with the data subject's key (package governance). The hash
-// chain covers the envelope, so destroying the key (Forget) erases the
-// fields for every reader while the log still verifies. The output topic
-// carries the row as the port's policy says (pass, mask or drop per
-// classification or field).
+// Fields an output port's contract classifies pii are sealed before the
+// append: the log keeps the row with those fields cleared inside an
+// envelope that holds them encrypted with the data subject's key (package
+// governance; the ports share the key store, so Forget erases a subject on
+// every port). The hash chain covers the envelope, so destroying the key
+// erases the fields for every reader while the log still verifies. The
+// port's topic carries the row as the port's policy says (pass, mask or
+// drop per classification or field); a policy control command replaces
+// the first port's.
+//
+// # Several output ports
+//
+// Each stream output port has its own topic, schema and subject (with its
+// compatibility level), contract and policy; all commit in the batch's one
+// transaction, so an event's records on every port are published together
+// or not at all. The ports share the input partitions' change logs: an
+// entity is its key and its port (auditlog.EntityKey), so the query port
+// (?port=), Redis's current state and snapshot ports keep the ports'
+// entities apart.
 //
 // # The change log on Kafka
 //

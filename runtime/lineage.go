@@ -80,7 +80,7 @@ func (l *lineageRun) stop(cause error) {
 }
 
 // lineageJob describes the product as an OpenLineage streaming job: its
-// input topics and its output topic with the published row's fields.
+// input topics and its output ports' topics with the published rows' fields.
 func (r *Runner) lineageJob() lineage.Job {
 	m := r.product.Manifest
 	bootstrap := strings.Join(r.cfg.brokers, ",")
@@ -91,13 +91,15 @@ func (r *Runner) lineageJob() lineage.Job {
 	for _, in := range m.InputPorts {
 		job.Inputs = append(job.Inputs, lineage.Kafka(bootstrap, in.Topic))
 	}
-	var fields []lineage.Field
-	if s, err := r.product.OutputSchema(); err == nil {
-		for _, f := range s.RowFields() {
-			fields = append(fields, lineage.Field{Name: f.Name, Type: f.Type, Doc: f.Doc})
+	for i, out := range m.OutputPorts {
+		var fields []lineage.Field
+		if s, err := r.product.PortSchema(i); err == nil {
+			for _, f := range s.RowFields() {
+				fields = append(fields, lineage.Field{Name: f.Name, Type: f.Type, Doc: f.Doc})
+			}
 		}
+		job.Outputs = append(job.Outputs, lineage.Kafka(bootstrap, out.Topic, fields...))
 	}
-	job.Outputs = []lineage.Dataset{lineage.Kafka(bootstrap, m.OutputPorts[0].Topic, fields...)}
 	return job
 }
 
@@ -107,7 +109,9 @@ func (r *Runner) lineageStats() lineage.Stats {
 	for _, in := range r.product.Manifest.InputPorts {
 		st.Inputs[in.Topic] = lineage.Counts{Rows: r.metrics.inputRowsOf(in.Topic)}
 	}
-	st.Outputs[r.product.Manifest.OutputPorts[0].Topic] = lineage.Counts{Rows: r.stats.Records.Load(), Bytes: r.metrics.outputBytes.Load()}
+	for _, o := range r.outputs {
+		st.Outputs[o.topic] = lineage.Counts{Rows: o.records.Load(), Bytes: r.metrics.outputBytesOf(o.index)}
+	}
 	return st
 }
 

@@ -17,7 +17,6 @@ import (
 // metrics and the access-logged control and query routes (ports/mgmt).
 func (r *Runner) management(query http.Handler) *mgmt.Server {
 	m := r.product.Manifest
-	out := m.OutputPorts[0]
 	desc := mgmt.Product{
 		ID: m.ID, Name: m.Name, Version: m.Version, Domain: m.Domain, Description: m.Description,
 		Team: mgmt.Team{Name: m.Team.Name, Email: m.Team.Email}, DeadLetterTopic: m.DeadLetter.Topic,
@@ -25,11 +24,13 @@ func (r *Runner) management(query http.Handler) *mgmt.Server {
 	for _, in := range m.InputPorts {
 		desc.Inputs = append(desc.Inputs, mgmt.Input{Name: in.Name, Topic: in.Topic, Format: in.Format})
 	}
-	var avsc []byte
-	if s, err := r.product.OutputSchema(); err == nil {
-		avsc = []byte(s.Published())
+	for i, out := range m.OutputPorts {
+		var avsc []byte
+		if s, err := r.product.PortSchema(i); err == nil {
+			avsc = []byte(s.Published())
+		}
+		desc.Outputs = append(desc.Outputs, mgmt.Output{Name: out.Name, Topic: out.Topic, Subject: out.Subject, Contract: r.product.Contracts[i], Schema: avsc})
 	}
-	desc.Outputs = []mgmt.Output{{Name: out.Name, Topic: out.Topic, Subject: out.Subject, Contract: r.product.Contract, Schema: avsc}}
 	srv := &mgmt.Server{
 		Tokens:        r.cfg.tokens,
 		Product:       desc,
@@ -74,31 +75,39 @@ func (r *Runner) observe(ctx context.Context) (mgmt.Observation, error) {
 	fresh, last, lag := r.metrics.freshness()
 	var bytes int64
 	r.parts.each(func(p *partition) { bytes += segmentBytes(p.log.Dir()) })
-	meas := mgmt.Measured{
-		PublishLatencyP99: r.metrics.latencyP99(),
-		Freshness:         fresh,
-		LastCommit:        last,
-		ConsumerLag:       lag,
-		DeadLetters:       r.stats.DeadLetters.Load(),
-		QualityViolations: r.checker.Stats(),
-		ChangeLogBytes:    bytes,
+	obs := mgmt.Observation{State: state, Ports: map[string]mgmt.Measured{}}
+	for _, o := range r.outputs {
+		// The ports commit in the same transactions: they share the
+		// product's latency, freshness, lag and change logs.
+		obs.Ports[o.name] = mgmt.Measured{
+			PublishLatencyP99: r.metrics.latencyP99(),
+			Freshness:         fresh,
+			LastCommit:        last,
+			ConsumerLag:       lag,
+			DeadLetters:       r.stats.DeadLetters.Load(),
+			QualityViolations: o.checker.Stats(),
+			ChangeLogBytes:    bytes,
+		}
 	}
-	return mgmt.Observation{State: state, Ports: map[string]mgmt.Measured{r.product.Manifest.OutputPorts[0].Name: meas}}, nil
+	return obs, nil
 }
 
 // registrySchemas answers /v1/schemas from the schema registry.
 type registrySchemas struct{ r *Runner }
 
 func (s registrySchemas) Schemas(ctx context.Context) ([]mgmt.SchemaInfo, error) {
-	out := s.r.product.Manifest.OutputPorts[0]
-	info := mgmt.SchemaInfo{Port: out.Name, Subject: out.Subject, ID: s.r.output.schemaID}
-	if pub, err := s.r.product.OutputSchema(); err == nil {
-		info.Schema = pub.Published()
+	var infos []mgmt.SchemaInfo
+	for i, out := range s.r.product.Manifest.OutputPorts {
+		info := mgmt.SchemaInfo{Port: out.Name, Subject: out.Subject, ID: s.r.outputs[i].schemaID}
+		if pub, err := s.r.product.PortSchema(i); err == nil {
+			info.Schema = pub.Published()
+		}
+		versions, err := s.r.registry.Client().SubjectVersions(ctx, out.Subject)
+		if err != nil {
+			return append(infos, info), err
+		}
+		info.Versions = versions
+		infos = append(infos, info)
 	}
-	versions, err := s.r.registry.Client().SubjectVersions(ctx, out.Subject)
-	if err != nil {
-		return []mgmt.SchemaInfo{info}, err
-	}
-	info.Versions = versions
-	return []mgmt.SchemaInfo{info}, nil
+	return infos, nil
 }

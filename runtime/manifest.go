@@ -288,12 +288,12 @@ func (m *Manifest) validate(v *validator) {
 			streams++
 		}
 	}
-	switch {
-	case streams == 0:
-		v.fail("outputPorts", "has no stream port; a product publishes through exactly one output port with a topic and a schema")
-	case streams > 1:
-		v.fail("outputPorts", "has %d stream ports; this version of Meshlet runs one output port per product (besides its snapshot ports)", streams)
+	if streams == 0 {
+		v.fail("outputPorts", "has no stream port; a product publishes through at least one output port with a topic and a schema")
 	}
+	// Several stream ports each publish a topic of their own; a handler
+	// addresses a record to one by name (transforms.To).
+	names, topics, subjects := map[string]int{}, map[string]int{}, map[string]int{}
 	for i, p := range m.OutputPorts {
 		at := fmt.Sprintf("outputPorts[%d]", i)
 		if p.Kind != "" && p.Kind != PortStream {
@@ -303,9 +303,23 @@ func (m *Manifest) validate(v *validator) {
 		m.refuseSnapshotFields(v, at, p)
 		if p.Name == "" {
 			v.fail(at+".name", "is missing; name the port, e.g. products")
+		} else if j, dup := names[p.Name]; dup {
+			v.fail(at+".name", "is %q, as outputPorts[%d] is; give each output port a name of its own", p.Name, j)
+		} else {
+			names[p.Name] = i
 		}
 		if !topicPattern.MatchString(p.Topic) {
 			v.fail(at+".topic", "is %q; want a Kafka topic name (letters, digits, '.', '_', '-')", p.Topic)
+		} else if j, dup := topics[p.Topic]; dup {
+			v.fail(at+".topic", "is %q, as outputPorts[%d]'s is; each output port publishes a topic of its own", p.Topic, j)
+		} else {
+			topics[p.Topic] = i
+		}
+		if p.Subject != "" {
+			if j, dup := subjects[p.Subject]; dup {
+				v.fail(at+".subject", "is %q, as outputPorts[%d]'s is; each output port registers its schema under a subject of its own", p.Subject, j)
+			}
+			subjects[p.Subject] = i
 		}
 		if !strings.HasSuffix(p.Schema, ".avsc") {
 			v.fail(at+".schema", "is %q; want the path of an Avro schema file (.avsc) relative to the manifest", p.Schema)

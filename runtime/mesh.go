@@ -68,16 +68,18 @@ func (r *Runner) meshProduct() mesh.Product {
 	for _, in := range m.InputPorts {
 		p.Inputs = append(p.Inputs, mesh.InputPort{Name: in.Name, Topic: in.Topic, Format: in.Format})
 	}
-	out := m.OutputPorts[0]
-	port := mesh.OutputPort{Name: out.Name, Topic: out.Topic, Subject: out.Subject, SchemaID: r.output.schemaID, Version: out.Version,
-		Classifications: r.gate.Classes()}
-	if c := r.product.Contract; c != nil {
-		port.ContractID = c.ID
-		if y, err := c.YAML(); err == nil {
-			port.Contract = string(y)
+	for i, out := range m.OutputPorts {
+		o := r.outputs[i]
+		port := mesh.OutputPort{Name: out.Name, Topic: out.Topic, Subject: out.Subject, SchemaID: o.schemaID, Version: out.Version,
+			Classifications: o.gate.Classes()}
+		if c := r.product.Contracts[i]; c != nil {
+			port.ContractID = c.ID
+			if y, err := c.YAML(); err == nil {
+				port.Contract = string(y)
+			}
 		}
+		p.Outputs = append(p.Outputs, port)
 	}
-	p.Outputs = []mesh.OutputPort{port}
 	return p
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/meshlet/meshlet/cdc"
-	"github.com/meshlet/meshlet/contracts"
 	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -30,11 +29,11 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	inputRecords   *prometheus.CounterVec // by input topic
-	outputRecords  prometheus.Counter
+	outputRecords  *prometheus.CounterVec // by output port and topic
 	deadLetters    *prometheus.CounterVec // by input topic and class
 	duplicates     prometheus.Counter
-	batches        *prometheus.CounterVec // by result
-	publishLatency prometheus.Histogram
+	batches        *prometheus.CounterVec   // by result
+	publishLatency *prometheus.HistogramVec // by output port and topic
 	paused         prometheus.Gauge
 
 	// newestEvent is the source commit time (unix µs) of the newest event
@@ -45,7 +44,7 @@ type metrics struct {
 	// read fewer records than a batch may), so an idle source does not
 	// look stale.
 	caughtUp    atomic.Int64
-	outputBytes atomic.Int64 // bytes of published record values
+	outputBytes []atomic.Int64 // bytes of published record values, by output port
 
 	mu        sync.Mutex
 	inputRows map[string]int64 // by input topic, for OpenLineage statistics
@@ -63,7 +62,7 @@ type measured struct {
 	product  *Manifest
 	maxBatch int
 	now      func() int64
-	checker  *contracts.Checker
+	outputs  outputs // their contract checkers
 	parts    *partitions
 	client   func() *kgo.Client // nil until the product joined its group
 	group    string
@@ -91,19 +90,17 @@ func (x *metrics) latencyP99() time.Duration {
 
 func newMetrics(of measured) *metrics {
 	m := of.product
-	out := m.OutputPorts[0]
 	product := prometheus.Labels{"data_product": m.ID}
-	outLabels := prometheus.Labels{"data_product": m.ID, "port": out.Name, "topic": out.Topic}
-	x := &metrics{reg: prometheus.NewRegistry(), inputRows: map[string]int64{}, of: of}
+	x := &metrics{reg: prometheus.NewRegistry(), inputRows: map[string]int64{}, of: of, outputBytes: make([]atomic.Int64, len(m.OutputPorts))}
 	x.lag = &lagCollector{of: &x.of}
 	x.cdc = cdc.NewMetrics(product)
 	x.changelog = auditlog.NewMetrics(product)
 	x.inputRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshlet_input_records_total", Help: "Input records consumed, counted when their batch commits.", ConstLabels: product,
 	}, []string{"port", "topic"})
-	x.outputRecords = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "meshlet_output_records_total", Help: "Records published to the output port (and appended to the change log).", ConstLabels: outLabels,
-	})
+	x.outputRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshlet_output_records_total", Help: "Records published to the output port (and appended to the change log).", ConstLabels: product,
+	}, []string{"port", "topic"})
 	x.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshlet_deadletter_records_total", Help: "Input records sent to the dead-letter topic, by error class.", ConstLabels: product,
 	}, []string{"topic", "class"})
@@ -113,26 +110,32 @@ func newMetrics(of measured) *metrics {
 	x.batches = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshlet_batch_transactions_total", Help: "Poll batches by outcome: committed, or aborted and consumed again.", ConstLabels: product,
 	}, []string{"result"})
-	x.publishLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "meshlet_publish_latency_seconds", ConstLabels: outLabels,
+	x.publishLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "meshlet_publish_latency_seconds", ConstLabels: product,
 		Help:    "From an event's time (its source commit time, or its arrival on the input topic when later, so a backfill is not late) to the commit of the transaction that published its records.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600},
-	})
+	}, []string{"port", "topic"})
 	x.paused = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "meshlet_product_paused", Help: "1 while the product is paused by a control command.", ConstLabels: product,
 	})
-	freshness := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "meshlet_output_freshness_seconds", ConstLabels: outLabels,
-		Help: "How far the output trails its sources: the age of the newest published event's source commit time, 0 while no input waits; -1 before the first.",
-	}, func() float64 {
-		fresh, last, _ := x.freshness()
-		if last.IsZero() {
-			return -1
-		}
-		return fresh.Seconds()
-	})
 	x.reg.MustRegister(x.inputRecords, x.outputRecords, x.deadLetters, x.duplicates, x.batches,
-		x.publishLatency, x.paused, freshness, qualityCollector{&x.of}, changeLogCollector{&x.of}, x.lag)
+		x.publishLatency, x.paused, qualityCollector{&x.of}, changeLogCollector{&x.of}, x.lag)
+	for _, out := range m.OutputPorts {
+		x.outputRecords.WithLabelValues(out.Name, out.Topic) // present at 0 before the first batch
+		x.publishLatency.WithLabelValues(out.Name, out.Topic)
+		// The ports commit in the same transactions, so they trail the
+		// sources alike.
+		x.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "meshlet_output_freshness_seconds", ConstLabels: prometheus.Labels{"data_product": m.ID, "port": out.Name, "topic": out.Topic},
+			Help: "How far the output trails its sources: the age of the newest published event's source commit time, 0 while no input waits; -1 before the first.",
+		}, func() float64 {
+			fresh, last, _ := x.freshness()
+			if last.IsZero() {
+				return -1
+			}
+			return fresh.Seconds()
+		}))
+	}
 	x.reg.MustRegister(x.cdc.Collectors()...)
 	x.reg.MustRegister(x.changelog.Collectors()...)
 	for _, in := range m.InputPorts {
@@ -153,15 +156,19 @@ func (x *metrics) committed(b *batch, inByTopic map[string]int) {
 		}
 	}
 	x.mu.Unlock()
-	var outBytes int64
-	outTopic := x.of.product.OutputPorts[0].Topic
+	counts := make([]int, len(x.of.outputs))
 	for _, rec := range b.produce {
-		if rec.Topic == outTopic {
-			outBytes += int64(len(rec.Value))
+		if o := x.of.outputs.byTopic(rec.Topic); o != nil {
+			x.outputBytes[o.index].Add(int64(len(rec.Value)))
+			counts[o.index]++
 		}
 	}
-	x.outputBytes.Add(outBytes)
-	x.outputRecords.Add(float64(b.records))
+	for i, o := range x.of.outputs {
+		if counts[i] > 0 {
+			x.outputRecords.WithLabelValues(o.name, o.topic).Add(float64(counts[i]))
+			o.records.Add(int64(counts[i]))
+		}
+	}
 	for k, n := range b.deadLetterClasses {
 		x.deadLetters.WithLabelValues(k.topic, k.class.String()).Add(float64(n))
 	}
@@ -174,12 +181,13 @@ func (x *metrics) committed(b *batch, inByTopic map[string]int) {
 	}
 	newest := x.newestEvent.Load()
 	x.mu.Lock()
-	for _, t := range b.eventTimes {
-		s := float64(now-t) / 1e6
-		x.publishLatency.Observe(s)
+	for _, e := range b.eventTimes {
+		s := float64(now-e.at) / 1e6
+		o := x.of.outputs[e.port]
+		x.publishLatency.WithLabelValues(o.name, o.topic).Observe(s)
 		x.latencies[x.latN%len(x.latencies)] = s
 		x.latN++
-		newest = max(newest, t)
+		newest = max(newest, e.at)
 	}
 	x.mu.Unlock()
 	x.newestEvent.Store(newest)
@@ -202,9 +210,11 @@ func (c qualityCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c qualityCollector) Collect(ch chan<- prometheus.Metric) {
 	id := c.of.product.ID
-	for _, s := range c.of.checker.Stats() {
-		ch <- prometheus.MustNewConstMetric(qualityChecked, prometheus.CounterValue, float64(s.Checked), id, s.Object, s.Rule, s.Field)
-		ch <- prometheus.MustNewConstMetric(qualityViolations, prometheus.CounterValue, float64(s.Violations), id, s.Object, s.Rule, s.Field)
+	for _, o := range c.of.outputs {
+		for _, s := range o.checker.Stats() {
+			ch <- prometheus.MustNewConstMetric(qualityChecked, prometheus.CounterValue, float64(s.Checked), id, s.Object, s.Rule, s.Field)
+			ch <- prometheus.MustNewConstMetric(qualityViolations, prometheus.CounterValue, float64(s.Violations), id, s.Object, s.Rule, s.Field)
+		}
 	}
 }
 
@@ -362,3 +372,6 @@ func (x *metrics) freshness() (fresh time.Duration, last time.Time, lag int64) {
 	}
 	return mgmt.Freshness(now, last, caughtUp), last, lag
 }
+
+// outputBytesOf is how many bytes of record values output port i published.
+func (x *metrics) outputBytesOf(i int) int64 { return x.outputBytes[i].Load() }

@@ -13,17 +13,20 @@ import (
 )
 
 // Product is a data product ready to run: its manifest, the files the
-// manifest refers to, its handler, and its output port's data contract.
+// manifest refers to, its handlers, and its output ports' data contracts.
 type Product struct {
 	Manifest *Manifest
 	Handler  transforms.Func
-	Contract *contracts.Contract
-	fsys     fs.FS
-	ports    map[string]transforms.Func // handlers by input port name
+	// Contract is the first output port's contract; Contracts holds every
+	// stream port's, in the order of Manifest.OutputPorts.
+	Contract  *contracts.Contract
+	Contracts []*contracts.Contract
+	fsys      fs.FS
+	ports     map[string]transforms.Func // handlers by input port name
 }
 
 // NewProduct loads the manifest at manifestPath in fsys (schema paths resolve
-// relative to it), the output schema and the port's data contract, and pairs
+// relative to it), each output port's schema and data contract, and pairs
 // them with the handler. Ports give input ports handlers of their own
 // (transforms.On); h, which may then be nil, handles the others.
 func NewProduct(fsys fs.FS, manifestPath string, h transforms.Func, ports ...transforms.Port) (*Product, error) {
@@ -35,28 +38,42 @@ func NewProduct(fsys fs.FS, manifestPath string, h transforms.Func, ports ...tra
 	if err := p.setPorts(ports); err != nil {
 		return nil, err
 	}
-	s, err := p.OutputSchema()
-	if err != nil {
-		return nil, err
+	for i := range m.OutputPorts {
+		s, err := p.PortSchema(i)
+		if err != nil {
+			return nil, err
+		}
+		port := &m.OutputPorts[i]
+		if port.Subject == "" {
+			naming, _ := schemas.ParseSubjectNaming(port.SubjectNaming) // validated with the manifest
+			if port.Subject, err = schemas.SubjectFor(naming, port.Topic, s); err != nil {
+				return nil, fmt.Errorf("%s: outputPorts[%d].subjectNaming: %w", m.file, i, err)
+			}
+		}
+		c, err := p.loadContract(i, s)
+		if err != nil {
+			return nil, err
+		}
+		p.Contracts = append(p.Contracts, c)
 	}
-	port := &m.OutputPorts[0]
-	if port.Subject == "" {
-		naming, _ := schemas.ParseSubjectNaming(port.SubjectNaming) // validated with the manifest
-		if port.Subject, err = schemas.SubjectFor(naming, port.Topic, s); err != nil {
-			return nil, fmt.Errorf("%s: outputPorts[0].subjectNaming: %w", m.file, err)
+	for i, port := range m.OutputPorts {
+		for j := range i {
+			if m.OutputPorts[j].Subject == port.Subject {
+				return nil, fmt.Errorf("%s: outputPorts[%d] (%s) and outputPorts[%d] (%s) both register their schema under subject %s: give one a subject of its own (subject, or subjectNaming: TopicName)",
+					m.file, j, m.OutputPorts[j].Name, i, port.Name, port.Subject)
+			}
 		}
 	}
-	if p.Contract, err = p.loadContract(s); err != nil {
-		return nil, err
-	}
+	p.Contract = p.Contracts[0]
 	return p, nil
 }
 
-// loadContract reads the port's hand-written contract, or generates it from
-// the manifest and the schema; either way it is validated against ODCS.
-func (p *Product) loadContract(s *schemas.Schema) (*contracts.Contract, error) {
+// loadContract reads output port i's hand-written contract, or generates
+// it from the manifest and the schema; either way it is validated against
+// ODCS.
+func (p *Product) loadContract(i int, s *schemas.Schema) (*contracts.Contract, error) {
 	m := p.Manifest
-	port := &m.OutputPorts[0]
+	port := &m.OutputPorts[i]
 	var spec contracts.Spec
 	if port.Contract != nil {
 		spec = *port.Contract
@@ -65,7 +82,7 @@ func (p *Product) loadContract(s *schemas.Schema) (*contracts.Contract, error) {
 		file := path.Join(path.Dir(m.file), spec.File)
 		data, err := fs.ReadFile(p.fsys, file)
 		if err != nil {
-			return nil, fmt.Errorf("%s: outputPorts[0].contract.file: %w", m.file, err)
+			return nil, fmt.Errorf("%s: outputPorts[%d].contract.file: %w", m.file, i, err)
 		}
 		return contracts.Parse(file, data)
 	}
@@ -74,18 +91,21 @@ func (p *Product) loadContract(s *schemas.Schema) (*contracts.Contract, error) {
 		Description: m.Description, TeamName: m.Team.Name, TeamEmail: m.Team.Email,
 	}, contracts.Port{Name: port.Name, Version: port.Version, Topic: port.Topic, Subject: port.Subject, Schema: s, Spec: spec})
 	if err != nil {
-		return nil, fmt.Errorf("%s: outputPorts[0].contract: %w", m.file, err)
+		return nil, fmt.Errorf("%s: outputPorts[%d].contract: %w", m.file, i, err)
 	}
 	return c, nil
 }
 
-// OutputSchema loads the output port's .avsc.
-func (p *Product) OutputSchema() (*schemas.Schema, error) {
-	port := p.Manifest.OutputPorts[0]
+// OutputSchema loads the first output port's .avsc.
+func (p *Product) OutputSchema() (*schemas.Schema, error) { return p.PortSchema(0) }
+
+// PortSchema loads output port i's .avsc.
+func (p *Product) PortSchema(i int) (*schemas.Schema, error) {
+	port := p.Manifest.OutputPorts[i]
 	file := path.Join(path.Dir(p.Manifest.file), port.Schema)
 	text, err := fs.ReadFile(p.fsys, file)
 	if err != nil {
-		return nil, fmt.Errorf("%s: outputPorts[0].schema: %w", p.Manifest.file, err)
+		return nil, fmt.Errorf("%s: outputPorts[%d].schema: %w", p.Manifest.file, i, err)
 	}
 	return schemas.Parse(file, string(text))
 }

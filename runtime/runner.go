@@ -18,7 +18,6 @@ import (
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/cdc"
 	"github.com/meshlet/meshlet/contracts"
-	"github.com/meshlet/meshlet/governance"
 	"github.com/meshlet/meshlet/internal/failpoint"
 	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/ports/kafka"
@@ -62,10 +61,8 @@ type Runner struct {
 	rdb      *redis.Client              // nil without Redis
 	registry *schemas.Registry
 	inputs   map[string]*inputPort // by topic
-	output   *outputPort
-	checker  *contracts.Checker // the output port's contract rules
-	gate     *governance.Gate
-	chain    step // the per-event stages, composed once
+	outputs  outputs               // the stream output ports, in manifest order
+	chain    step                  // the per-event stages, composed once
 
 	parts partitions
 	// assignErr is the first failure of a rebalance callback; the loop
@@ -93,10 +90,11 @@ func (r *Runner) stages() step {
 	return compose(done,
 		decode(),
 		handle(),
+		route(r.outputs),
 		dedup(),
-		contract(r.checker),
-		govern(r.gate),
-		encode(r.output, r.cfg.now),
+		contract(r.outputs),
+		govern(r.outputs),
+		encode(r.outputs, r.cfg.now),
 	)
 }
 
@@ -124,15 +122,18 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.registryURL, err)
 	}
 	r.registry = reg
-	out := p.Manifest.OutputPorts[0]
-	if r.checker, err = contracts.NewChecker(p.Contract, out.Name); err != nil {
-		return nil, fmt.Errorf("%w: output port %s: contract: %w", ErrFatal, out.Name, err)
-	}
-	for _, u := range r.checker.Unchecked() {
-		r.log.Warn("contract rule cannot be checked one record at a time; not enforced", "rule", u)
+	for i, out := range p.Manifest.OutputPorts {
+		checker, err := contracts.NewChecker(p.Contracts[i], out.Name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: output port %s: contract: %w", ErrFatal, out.Name, err)
+		}
+		for _, u := range checker.Unchecked() {
+			r.log.Warn("contract rule cannot be checked one record at a time; not enforced", "port", out.Name, "rule", u)
+		}
+		r.outputs = append(r.outputs, &outputPort{name: out.Name, topic: out.Topic, subject: out.Subject, index: i, checker: checker})
 	}
 	r.metrics = newMetrics(measured{
-		product: p.Manifest, maxBatch: cfg.maxBatch, now: cfg.now, checker: r.checker,
+		product: p.Manifest, maxBatch: cfg.maxBatch, now: cfg.now, outputs: r.outputs,
 		parts: &r.parts, client: r.kcl.Load, group: cfg.group,
 	})
 	handler := transforms.Chain(p.Handler, transforms.Recover())
@@ -248,11 +249,20 @@ func (r *Runner) newDecoder(format, topic string) (cdc.Decoder, error) {
 	return cdc.Counted(dec, format, topic, r.metrics.cdc), nil
 }
 
-// registerSchema registers the output schema, retrying while the registry
-// is unreachable; an incompatible schema is fatal at once.
+// registerSchema registers each output port's schema under its subject,
+// retrying while the registry is unreachable; an incompatible schema is
+// fatal at once.
 func (r *Runner) registerSchema(ctx context.Context) error {
-	port := r.product.Manifest.OutputPorts[0]
-	s, err := r.product.OutputSchema()
+	for i, port := range r.product.Manifest.OutputPorts {
+		if err := r.registerPort(ctx, i, port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) registerPort(ctx context.Context, i int, port OutputPort) error {
+	s, err := r.product.PortSchema(i)
 	if err != nil {
 		return err
 	}
@@ -279,7 +289,8 @@ func (r *Runner) registerSchema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.output = &outputPort{name: port.Name, topic: port.Topic, encoder: enc, schemaID: id}
+	o := r.outputs[i]
+	o.encoder, o.schemaID, o.schema = enc, id, s
 	if err := r.saveSchema(id, s); err != nil {
 		return err
 	}
@@ -305,8 +316,26 @@ func (r *Runner) saveSchema(id int, s *schemas.Schema) error {
 // Stats returns the live counters.
 func (r *Runner) Stats() *Stats { return &r.stats }
 
-// SchemaID is the registry id every output event of this run carries.
-func (r *Runner) SchemaID() int { return r.output.schemaID }
+// SchemaID is the registry id every event of the first output port
+// carries in this run.
+func (r *Runner) SchemaID() int { return r.outputs[0].schemaID }
+
+// PortStats is what one output port published.
+type PortStats struct {
+	Name, Topic, Subject string
+	SchemaID             int
+	Records              int64 // records published, counted when their batch commits
+}
+
+// Ports reports each output port's registry id and committed record count,
+// in manifest order.
+func (r *Runner) Ports() []PortStats {
+	out := make([]PortStats, len(r.outputs))
+	for i, o := range r.outputs {
+		out[i] = PortStats{Name: o.name, Topic: o.topic, Subject: o.subject, SchemaID: o.schemaID, Records: o.records.Load()}
+	}
+	return out
+}
 
 // Run processes poll batches until ctx is cancelled or a fatal error occurs.
 // On cancellation the batch in flight is finished and committed first; then

@@ -58,6 +58,7 @@ type servingDeps struct {
 	rdb                           *redis.Client // nil: no current-state store
 	keys                          governance.KeyStore
 	checkpointInterval            time.Duration
+	ports                         []string // the output ports, first first
 	log                           *slog.Logger
 	// management builds the listener's routes around the query handler.
 	management func(query http.Handler) *mgmt.Server
@@ -67,9 +68,9 @@ func (r *Runner) servingDeps() servingDeps {
 	d := servingDeps{
 		dataDir: r.cfg.dataDir, product: r.product.Manifest.ID, registryURL: r.cfg.registryURL,
 		httpAddr: r.cfg.httpAddr, rdb: r.rdb, checkpointInterval: r.cfg.checkpointInterval,
-		log: r.log, management: r.management,
+		log: r.log, management: r.management, ports: r.outputs.names(),
 	}
-	if k := r.gate.Keys(); k != nil {
+	if k := r.keys(); k != nil {
 		d.keys = k
 	}
 	return d
@@ -107,7 +108,7 @@ func startServing(ctx context.Context, d servingDeps) (*serving, error) {
 	if d.keys != nil {
 		dec.Keys = d.keys
 	}
-	q := &query.Handler{Store: s.store, Current: s.current, Decoder: dec, Verifier: verifier, Log: s.log}
+	q := &query.Handler{Store: s.store, Current: s.current, Decoder: dec, Verifier: verifier, Log: s.log, Ports: d.ports}
 	s.mgmt = d.management(q)
 	ln, err := s.mgmt.Listen(d.httpAddr)
 	if err != nil {

@@ -363,7 +363,8 @@ func (s *snapshotter) take(ctx context.Context, p *snapshotPort) (*snapshot.Mani
 // nothing was recorded since the newest in the bucket, that one stands.
 func (s *snapshotter) write(ctx context.Context, p *snapshotPort) (*snapshot.Manifest, bool, error) {
 	r := s.r
-	stream := r.product.Manifest.OutputPorts[0]
+	i, _ := r.outputs.index(p.spec.Of) // validated with the manifest
+	stream, out := r.product.Manifest.OutputPorts[i], r.outputs[i]
 	adm := kadm.NewClient(s.kcl)
 	offs, err := snapshot.CommittedOffsets(ctx, adm, stream.Topic) // before anything else: they may lag T, never lead it
 	if err != nil {
@@ -401,8 +402,8 @@ func (s *snapshotter) write(ctx context.Context, p *snapshotPort) (*snapshot.Man
 	}
 	m, err := snapshot.Take(ctx,
 		snapshot.Source{Store: st, SchemaDir: query.SchemaDir(r.cfg.dataDir), Registry: r.cfg.registryURL},
-		snapshot.Product{URN: r.product.Manifest.ID, Port: stream.Name, Topic: stream.Topic}, local,
-		snapshot.Offsets(offs...), snapshot.Kinds(kinds...), snapshot.SchemaID(r.output.schemaID), snapshot.PII(r.gate.PII()...),
+		snapshot.Product{URN: r.product.Manifest.ID, Port: stream.Name, Topic: stream.Topic, LogPort: out.logPort()}, local,
+		snapshot.Offsets(offs...), snapshot.Kinds(kinds...), snapshot.SchemaID(out.schemaID), snapshot.PII(out.gate.PII()...),
 		snapshot.Clock(func() time.Time { return time.UnixMicro(r.cfg.now()) }))
 	if err != nil {
 		return nil, false, err

@@ -12,8 +12,8 @@ import (
 
 // The per-event stages.
 //
-// Every input record goes through the same chain: decode, handle, dedup,
-// contract, govern, encode (stages, composed in Runner.stages). Each stage
+// Every input record goes through the same chain: decode, handle, route,
+// dedup, contract, govern, encode (stages, composed in Runner.stages). Each stage
 // has one shape, func(next step) step, as watermill's middlewares do: it
 // does its part of the work on the event and calls next, or stops the
 // event there. A stage that stops an event returns one of:
@@ -64,9 +64,11 @@ type event struct {
 	positions  []string // per change, the source position as text, filled on demand
 	skipped    int      // tombstones and heartbeats among the changes
 
-	// outs are the handler's records; from[i] is the change outs[i] came from.
+	// outs are the handler's records; from[i] is the change outs[i] came
+	// from, dest[i] the output port it goes to (route).
 	outs    []transforms.Output
 	from    []int
+	dest    []int
 	applied []governance.Applied // per output, what governance made of it
 
 	// seq and sysTime are the change log's tail when the event started;
@@ -84,7 +86,7 @@ func (ev *event) reset(in *kgo.Record, port *inputPort, p *partition, b *batch, 
 	ev.changes, ev.predecoded = ev.changes[:0], false
 	ev.positions = ev.positions[:0]
 	ev.skipped = 0
-	ev.outs, ev.from, ev.applied = ev.outs[:0], ev.from[:0], ev.applied[:0]
+	ev.outs, ev.from, ev.dest, ev.applied = ev.outs[:0], ev.from[:0], ev.dest[:0], ev.applied[:0]
 	ev.seq, ev.sysTime = seq, sysTime
 	ev.duplicate = false
 	ev.ids = ev.ids[:0]

@@ -3,10 +3,12 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/contracts"
 	"github.com/meshlet/meshlet/governance"
 	"github.com/meshlet/meshlet/ports"
 	"github.com/meshlet/meshlet/schemas"
@@ -14,21 +16,17 @@ import (
 
 // encode stamps each record with the next sequence number and a system time
 // (unix µs, max(now, previous+1): strictly increasing per change log), its
-// valid time defaulting to the source commit time; encodes it with the
-// registered schema; and adds its change-log entry and its output record to
-// the batch. A record that does not fit the schema is the event's poison.
-func encode(out *outputPort, now func() int64) stage {
+// valid time defaulting to the source commit time; encodes it with its
+// output port's registered schema; and adds its change-log entry and its
+// record for the port's topic to the batch. A record that does not fit the
+// schema is the event's poison.
+func encode(outs outputs, now func() int64) stage {
 	return func(next step) step {
 		return func(ctx context.Context, ev *event) error {
 			for i := range ev.outs {
-				if p := ev.outs[i].Port; p != "" && p != out.name {
-					// Until a product may have several stream ports, a
-					// record for another port is the handler's mistake.
-					return ports.Poisoned(ports.ClassHandler, fmt.Errorf("record for key %q is addressed to output port %q; this product's output port is %q", ev.outs[i].Key, p, out.name))
-				}
 				ev.seq++
 				ev.sysTime = max(now(), ev.sysTime+1)
-				if err := out.add(ev, i); err != nil {
+				if err := outs[ev.dest[i]].add(ev, i); err != nil {
 					return ports.Poisoned(ports.ClassSchema, err)
 				}
 			}
@@ -45,12 +43,60 @@ func encode(out *outputPort, now func() int64) stage {
 // commit, so that wait shows.
 func eventTime(commit, arrived int64) int64 { return max(commit, arrived) }
 
-// outputPort is what the encode stage needs of the port records go to.
+// outputPort is one stream output port: what the contract, govern and
+// encode stages need of it, and what it published.
 type outputPort struct {
-	name     string
-	topic    string
-	encoder  *schemas.Encoder
-	schemaID int
+	name, topic, subject string
+	index                int // in the manifest's OutputPorts; 0 is the first
+	checker              *contracts.Checker
+	gate                 *governance.Gate
+	encoder              *schemas.Encoder
+	schema               *schemas.Schema
+	schemaID             int
+	records              atomic.Int64 // committed
+}
+
+// logPort is the port as a change-log entry names it: empty for the first.
+func (o *outputPort) logPort() string {
+	if o.index == 0 {
+		return ""
+	}
+	return o.name
+}
+
+// outputs are a product's stream output ports, in manifest order.
+type outputs []*outputPort
+
+// index is the position of the port a handler addressed a record to ("":
+// the first).
+func (os outputs) index(name string) (int, bool) {
+	if name == "" {
+		return 0, true
+	}
+	for i, o := range os {
+		if o.name == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// byTopic is the port publishing topic, nil for other topics.
+func (os outputs) byTopic(topic string) *outputPort {
+	for _, o := range os {
+		if o.topic == topic {
+			return o
+		}
+	}
+	return nil
+}
+
+func (os outputs) names() []string {
+	ns := make([]string, len(os))
+	for i, o := range os {
+		ns[i] = o.name
+	}
+	return ns
 }
 
 // add encodes output i of ev into the batch's arena and queues its entry and
@@ -98,7 +144,7 @@ func (o *outputPort) add(ev *event, i int) error {
 	in := ev.in
 	b.entries = append(b.entries, auditlog.Entry{
 		Seq: ev.seq, SystemTime: ev.sysTime, ValidFrom: meta.ValidFrom, ValidTo: meta.ValidTo, Op: op,
-		Key: key, Payload: payload,
+		Key: key, Payload: payload, Port: o.logPort(),
 		Prov: auditlog.Provenance{
 			Topic: in.Topic, Partition: in.Partition, Offset: in.Offset,
 			SourcePosition: ev.position(ev.from[i]), SchemaID: uint32(o.schemaID),
@@ -106,6 +152,6 @@ func (o *outputPort) add(ev *event, i int) error {
 	})
 	b.produce = append(b.produce, &kgo.Record{Topic: o.topic, Key: key, Value: wire})
 	b.records++
-	b.eventTimes = append(b.eventTimes, eventTime(c.CommitTime.UnixMicro(), in.Timestamp.UnixMicro()))
+	b.eventTimes = append(b.eventTimes, recordTime{eventTime(c.CommitTime.UnixMicro(), in.Timestamp.UnixMicro()), o.index})
 	return nil
 }

@@ -26,6 +26,7 @@ type deriver struct {
 	cut    auditlog.Cut
 	system int64
 	valid  int64
+	port   string      // the output port as the log names it (Manifest.LogPort)
 	table  *rowBuilder // nil when not wanted
 	hist   *rowBuilder
 
@@ -39,6 +40,9 @@ type deriver struct {
 func (d *deriver) run(ctx context.Context, emit func(Kind, parquet.Row) error) error {
 	n := 0
 	return d.st.ScanKeys(d.cut, func(key []byte, facts []auditlog.Fact) error {
+		if facts[0].Port != d.port {
+			return nil // another output port's entity
+		}
 		if n++; n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err

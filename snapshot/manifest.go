@@ -40,6 +40,9 @@ type Manifest struct {
 	Product string `json:"product"` // the product's URN
 	Port    string `json:"port"`    // the output port
 	Topic   string `json:"topic"`   // the output port's topic
+	// LogPort is the port as the change log names it, empty for the
+	// product's first output port (see Product.LogPort).
+	LogPort string `json:"logPort,omitempty"`
 
 	Schema Schema `json:"schema"`
 

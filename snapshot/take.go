@@ -52,6 +52,10 @@ type Product struct {
 	URN   string // the product's id, e.g. urn:dataproduct:inventory:products
 	Port  string // the output port whose schema the columns follow
 	Topic string // the output port's topic, which Offsets are on
+	// LogPort is the port as the change log names it (auditlog.Entry.Port):
+	// empty for the product's first output port. A product with several
+	// ports keeps them in one log; the snapshot holds this one's entities.
+	LogPort string
 }
 
 // Option configures Take.
@@ -152,7 +156,7 @@ func Take(ctx context.Context, src Source, p Product, dir string, opts ...Option
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 
-	m := &Manifest{Format: manifestFormat, Product: p.URN, Port: p.Port, Topic: p.Topic,
+	m := &Manifest{Format: manifestFormat, Product: p.URN, Port: p.Port, Topic: p.Topic, LogPort: p.LogPort,
 		Valid: c.valid, ValidText: formatMicros(c.valid), TakenAt: start.UTC().Format(time.RFC3339Nano),
 		Offsets: c.offsets, PII: slices.Clone(c.pii), Opened: src.Keys != nil}
 	if m.Offsets == nil {
@@ -189,7 +193,7 @@ func Take(ctx context.Context, src Source, p Product, dir string, opts ...Option
 		}
 	}()
 
-	d := &deriver{st: src.Store, dec: dec, cut: m.cut(), system: m.System, valid: m.Valid}
+	d := &deriver{st: src.Store, dec: dec, cut: m.cut(), system: m.System, valid: m.Valid, port: m.LogPort}
 	writers := map[Kind]*fileWriter{}
 	for _, k := range c.kinds {
 		l, err := newLayout(k, sch.Fields(), c.pii)
@@ -397,19 +401,23 @@ func provenTime(st *auditlog.Store, logs []auditlog.LogInfo, sizes [][]uint64) (
 	return min(t, limit), nil
 }
 
-// newestSchema is the schema id of the newest entry in the snapshot.
+// newestSchema is the schema id of the snapshot's port's newest entry
+// (looking back at most newestLookBack entries per log for one of the port).
 func newestSchema(st *auditlog.Store, m *Manifest) (int, error) {
 	var newest *auditlog.Fact
 	for _, l := range m.Logs {
-		if l.Entries == 0 {
-			continue
-		}
-		f, err := st.Fact(l.Name, l.Entries)
-		if err != nil {
-			return 0, err
-		}
-		if newest == nil || newest.Before(&f) {
-			newest = &f
+		for seq := l.Entries; seq > 0 && l.Entries-seq < newestLookBack; seq-- {
+			f, err := st.Fact(l.Name, seq)
+			if err != nil {
+				return 0, err
+			}
+			if f.Port != m.LogPort {
+				continue
+			}
+			if newest == nil || newest.Before(&f) {
+				newest = &f
+			}
+			break
 		}
 	}
 	if newest == nil {
@@ -420,6 +428,8 @@ func newestSchema(st *auditlog.Store, m *Manifest) (int, error) {
 	}
 	return int(newest.Prov.SchemaID), nil
 }
+
+const newestLookBack = 4096
 
 // loadSchema reads the published schema of id as the decoder finds it.
 func loadSchema(ctx context.Context, dec *query.Decoder, id int) (string, *schemas.Schema, error) {

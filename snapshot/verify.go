@@ -127,7 +127,7 @@ func Verify(ctx context.Context, dir string, src Source, v note.Verifier) (*Repo
 		return nil, err
 	}
 
-	d := &deriver{st: src.Store, dec: dec, cut: m.cut(), system: m.System, valid: m.Valid}
+	d := &deriver{st: src.Store, dec: dec, cut: m.cut(), system: m.System, valid: m.Valid, port: m.LogPort}
 	readers := map[Kind]*fileReader{}
 	for _, f := range m.Files {
 		l, err := newLayout(f.Kind, sch.Fields(), m.PII)

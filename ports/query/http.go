@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,10 @@ type Handler struct {
 	Staleness time.Duration
 	Log       *slog.Logger
 	Now       func() time.Time
+	// Ports are the product's output ports in manifest order. An entity
+	// query names one with ?port= (default: the first), whose entities the
+	// change log keeps apart from the other ports' (auditlog.EntityKey).
+	Ports []string
 
 	mu        sync.Mutex
 	refreshed time.Time
@@ -229,8 +234,26 @@ type errorAnswer struct {
 	Error string `json:"error"`
 }
 
+// entityKey is the entity the request's key and ?port= name, false when
+// the port is unknown (the answer is written).
+func (h *Handler) entityKey(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	key, port := r.PathValue("key"), r.URL.Query().Get("port")
+	if port == "" || (len(h.Ports) > 0 && port == h.Ports[0]) {
+		return []byte(key), true
+	}
+	if !slices.Contains(h.Ports, port) {
+		h.reply(w, http.StatusBadRequest, errorAnswer{fmt.Sprintf("port: no output port %q (output ports: %s)", port, strings.Join(h.Ports, ", "))})
+		return nil, false
+	}
+	return auditlog.EntityKey(port, []byte(key)), true
+}
+
 func (h *Handler) entity(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
+	entity, ok := h.entityKey(w, r)
+	if !ok {
+		return
+	}
 	now := h.now()
 	q := r.URL.Query()
 	asOf, err := ParseSystemTime(q.Get("asOf"))
@@ -247,7 +270,7 @@ func (h *Handler) entity(w http.ResponseWriter, r *http.Request) {
 	current := !q.Has("asOf") && !q.Has("validAt")
 	if current && h.Current != nil {
 		ans.Source = "redis"
-		c, ok, err := h.Current.Get(r.Context(), []byte(key), validAt)
+		c, ok, err := h.Current.Get(r.Context(), entity, validAt)
 		if err != nil {
 			h.fail(w, err)
 			return
@@ -257,7 +280,7 @@ func (h *Handler) entity(w http.ResponseWriter, r *http.Request) {
 			// since when, from the entry's recording time on.
 			v := auditlog.Version{ValidFrom: c.ValidFrom, ValidTo: c.ValidTo, SystemFrom: c.SystemFrom,
 				Fact: auditlog.Fact{Log: c.Log, Entry: auditlog.Entry{Seq: c.Seq, SystemTime: c.SystemTime, ValidFrom: c.ValidFrom,
-					ValidTo: c.ValidTo, Op: auditlog.OpAssert, Key: c.Key, Payload: c.Payload}}}
+					ValidTo: c.ValidTo, Op: auditlog.OpAssert, Key: []byte(key), Payload: c.Payload}}}
 			j, err := Version(r.Context(), h.Decoder, v)
 			if err != nil {
 				h.fail(w, err)
@@ -270,7 +293,7 @@ func (h *Handler) entity(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ans.Source = "index"
-		v, ok, err := h.Store.AsOf(asOf).ValidAt(validAt).Get([]byte(key))
+		v, ok, err := h.Store.AsOf(asOf).ValidAt(validAt).Get(entity)
 		if err != nil {
 			h.fail(w, err)
 			return
@@ -314,6 +337,10 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.PathValue("key")
+	entity, ok := h.entityKey(w, r)
+	if !ok {
+		return
+	}
 	ans := historyAnswer{Key: key, Versions: []VersionJSON{}}
 	var (
 		vs  []auditlog.Version
@@ -326,9 +353,9 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ans.AsOf = FormatSystemTime(asOf)
-		vs, err = h.Store.AsOf(asOf).History([]byte(key))
+		vs, err = h.Store.AsOf(asOf).History(entity)
 	} else {
-		vs, err = h.Store.History([]byte(key))
+		vs, err = h.Store.History(entity)
 	}
 	if err != nil {
 		h.fail(w, err)
@@ -346,7 +373,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 		ans.Versions = append(ans.Versions, j)
 	}
 	if withEntries {
-		facts, err := h.Store.Entries([]byte(key))
+		facts, err := h.Store.Entries(entity)
 		if err != nil {
 			h.fail(w, err)
 			return

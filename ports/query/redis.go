@@ -197,7 +197,7 @@ func (s *RedisStore) Apply(ctx context.Context, facts ...auditlog.Fact) error {
 	for attempt := 0; ; attempt++ {
 		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i := range facts {
-				applyScript.EvalSha(ctx, p, []string{s.key(facts[i].Key)}, args[i]...)
+				applyScript.EvalSha(ctx, p, []string{s.key(facts[i].Entity())}, args[i]...)
 			}
 			return nil
 		})
@@ -239,7 +239,9 @@ type Current struct {
 
 // Get returns what is believed now about key at valid time validAt
 // (normally now: earlier times may have been pruned). ok is false when the
-// key is unknown or retracted at that time.
+// key is unknown or retracted at that time. Entities of a product's other
+// output ports than the first are stored, and read, by their
+// auditlog.EntityKey.
 func (s *RedisStore) Get(ctx context.Context, key []byte, validAt int64) (Current, bool, error) {
 	v, err := s.rdb.Get(ctx, s.key(key)).Result()
 	if errors.Is(err, redis.Nil) {
