@@ -64,8 +64,9 @@ type env struct {
 
 // app is a product's binary: how to load the product, and what dev feeds it.
 type app struct {
-	load  func() (*runtime.Product, error)
-	feeds []feed
+	load   func() (*runtime.Product, error)
+	feeds  []feed
+	routes map[string]string // input port -> the column dev routes its records by
 }
 
 // feed is recorded CDC for one input port (see Recorded).
@@ -82,9 +83,25 @@ type Option func(*app)
 // Recorded gives `dev` a recording to feed into an input port: one JSON
 // message a line, as captured from the source (name is how messages refer
 // to it). Recordings keep only values, so each record's key is rebuilt from
-// keyFields of the row image, as Debezium's key would be.
+// keyFields of the row image, as Debezium's key would be. Several
+// recordings are fed in the order given, each once the product has
+// processed the ones before: a recording of one table that reaches Kafka
+// after another's (a lagging connector) is fed after it.
 func Recorded(port, name string, data []byte, keyFields ...string) Option {
 	return func(a *app) { a.feeds = append(a.feeds, feed{port, name, data, keyFields}) }
+}
+
+// Route has dev put each recorded record of an input port on the
+// partition its row's column picks, as Debezium's PartitionRouting
+// transform does (partition.payload.fields; see kafka.RouteByField), instead
+// of by its key. Ports routed by the columns a join uses are co-partitioned.
+func Route(port, column string) Option {
+	return func(a *app) {
+		if a.routes == nil {
+			a.routes = map[string]string{}
+		}
+		a.routes[port] = column
+	}
 }
 
 // errUsage marks a command line that could not be understood; the

@@ -80,11 +80,11 @@ func cmdDev(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return dev(ctx, product, feeds, o, e.stdout, e.stderr)
+	return dev(ctx, product, feeds, e.app.routes, o, e.stdout, e.stderr)
 }
 
-// devFeeds are the recordings dev feeds: the product's own, each replaced
-// by a --feed for its port.
+// devFeeds are the recordings dev feeds: the product's own, those of a
+// port replaced by a --feed for it (in the place of its first).
 func devFeeds(p *runtime.Product, own []feed, flags []string) ([]feed, error) {
 	m := p.Manifest
 	ports := map[string]string{} // input port -> topic
@@ -110,17 +110,17 @@ func devFeeds(p *runtime.Product, own []feed, flags []string) ([]feed, error) {
 			return nil, fmt.Errorf("--feed %s: %w", v, err)
 		}
 		var keys []string
-		i := slices.IndexFunc(out, func(f feed) bool { return f.port == port })
-		if i >= 0 {
-			keys = out[i].keyFields
-			out = slices.Delete(out, i, i+1)
+		at := len(out)
+		if i := slices.IndexFunc(out, func(f feed) bool { return f.port == port }); i >= 0 {
+			keys, at = out[i].keyFields, i
+			out = slices.DeleteFunc(out, func(f feed) bool { return f.port == port })
 		}
-		out = append(out, feed{port: port, name: file, data: data, keyFields: keys})
+		out = slices.Insert(out, min(at, len(out)), feed{port: port, name: file, data: data, keyFields: keys})
 	}
 	return out, nil
 }
 
-func dev(ctx context.Context, product *runtime.Product, feeds []feed, o devOptions, stdout, stderr io.Writer) error {
+func dev(ctx context.Context, product *runtime.Product, feeds []feed, routes map[string]string, o devOptions, stdout, stderr io.Writer) error {
 	if o.dataDir == "" {
 		tmp, err := os.MkdirTemp("", "meshlet-dev-")
 		if err != nil {
@@ -161,21 +161,6 @@ func dev(ctx context.Context, product *runtime.Product, feeds []feed, o devOptio
 	if err := kafka.EnsureTopics(ctx, admin, topics); err != nil {
 		return err
 	}
-	fed := 0
-	for _, f := range feeds {
-		topic := ""
-		for _, in := range m.InputPorts {
-			if in.Name == f.port {
-				topic = in.Topic
-			}
-		}
-		n, err := feedRecorded(ctx, admin, f, topic)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "fed %d recorded events from %s into %s\n", n, f.name, topic)
-		fed += n
-	}
 	if len(feeds) == 0 {
 		fmt.Fprintf(stdout, "no recorded CDC to feed (give the binary cli.Recorded, or use --feed FILE)\n")
 	}
@@ -204,9 +189,27 @@ func dev(ctx context.Context, product *runtime.Product, feeds []feed, o devOptio
 	go func() { runDone <- runner.Run(runCtx) }()
 	stopAndWait := func() error { stopRunner(); return <-runDone }
 
-	if err := waitProcessed(ctx, runner, int64(fed), o.timeout, runDone); err != nil {
-		stopAndWait()
-		return err
+	// Each recording once the ones before it are processed, so one that
+	// reaches Kafka late (a lagging connector) is processed late.
+	fed := 0
+	for _, f := range feeds {
+		topic := ""
+		for _, in := range m.InputPorts {
+			if in.Name == f.port {
+				topic = in.Topic
+			}
+		}
+		n, err := feedRecorded(ctx, st.brokers, f, topic, routes[f.port], topics[topic])
+		if err != nil {
+			stopAndWait()
+			return err
+		}
+		fmt.Fprintf(stdout, "fed %d recorded events from %s into %s\n", n, f.name, topic)
+		fed += n
+		if err := waitProcessed(ctx, runner, int64(fed), o.timeout, runDone); err != nil {
+			stopAndWait()
+			return err
+		}
 	}
 	var jsonOut io.Writer
 	if o.json {
@@ -232,13 +235,26 @@ func dev(ctx context.Context, product *runtime.Product, feeds []feed, o devOptio
 	}
 }
 
-// feedRecorded produces a recording into topic and returns how many events
-// it fed.
-func feedRecorded(ctx context.Context, cl *kgo.Client, f feed, topic string) (int, error) {
+// feedRecorded produces a recording into topic, on the partitions its
+// rows' column route picks when it is set (topic has partitions), and
+// returns how many events it fed.
+func feedRecorded(ctx context.Context, brokers []string, f feed, topic, route string, partitions int32) (int, error) {
 	recs, err := kafka.RecordedCDC(bytes.NewReader(f.data), f.name, topic, f.keyFields)
 	if err != nil {
 		return 0, err
 	}
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...)}
+	if route != "" {
+		if err := kafka.RouteByField(recs, route, partitions); err != nil {
+			return 0, fmt.Errorf("%s: %w", f.name, err)
+		}
+		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return 0, fmt.Errorf("feed %s into %s: %w", f.name, topic, err)
 	}

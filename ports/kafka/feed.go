@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -37,6 +38,42 @@ func RecordedCDC(r io.Reader, name, topic string, keyFields []string) ([]*kgo.Re
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return recs, nil
+}
+
+// RouteByField sets each record's partition from one column of its row
+// (after, else before), as Debezium's PartitionRouting transform does
+// (partition.payload.fields): a value always picks the same partition
+// number, whatever the topic, so two tables routed by the columns a join
+// uses (customers by id, orders by purchaser) are co-partitioned. Produce
+// the records with kgo.ManualPartitioner.
+func RouteByField(recs []*kgo.Record, field string, partitions int32) error {
+	for i, rec := range recs {
+		p, err := RoutedPartition(rec.Value, field, partitions)
+		if err != nil {
+			return fmt.Errorf("record %d of %s: %w", i+1, rec.Topic, err)
+		}
+		rec.Partition = p
+	}
+	return nil
+}
+
+// RoutedPartition is the partition RouteByField gives a message: FNV-1a of
+// the column's JSON text, modulo partitions.
+func RoutedPartition(value []byte, field string, partitions int32) (int32, error) {
+	if partitions <= 0 {
+		return 0, fmt.Errorf("route by %s: %d partitions", field, partitions)
+	}
+	v, err := rowKey(value, []string{field})
+	if err != nil {
+		return 0, fmt.Errorf("route by %s: %w", field, err)
+	}
+	var cols map[string]json.RawMessage
+	if v == nil || json.Unmarshal(v, &cols) != nil {
+		return 0, fmt.Errorf("route by %s: the message has no row", field)
+	}
+	h := fnv.New32a()
+	h.Write(cols[field])
+	return int32(h.Sum32() % uint32(partitions)), nil
 }
 
 func rowKey(value []byte, fields []string) ([]byte, error) {

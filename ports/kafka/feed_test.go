@@ -38,3 +38,38 @@ func TestRecordedCDCErrorsNameFileAndLine(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestRouteByFieldCoPartitions(t *testing.T) {
+	customers, err := RecordedCDC(strings.NewReader(strings.Join([]string{
+		`{"before":null,"after":{"id":1001,"email":"a"},"op":"r"}`,
+		`{"before":null,"after":{"id":1002,"email":"b"},"op":"r"}`,
+	}, "\n")), "customers.txt", "customers", []string{"id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders, err := RecordedCDC(strings.NewReader(strings.Join([]string{
+		`{"before":null,"after":{"order_number":10001,"purchaser":1001},"op":"c"}`,
+		`{"before":{"order_number":10002,"purchaser":1002},"after":null,"op":"d"}`,
+		`{"before":null,"after":{"order_number":10003,"purchaser":1001},"op":"c"}`,
+	}, "\n")), "orders.txt", "orders", []string{"order_number"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RouteByField(customers, "id", 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := RouteByField(orders, "purchaser", 7); err != nil {
+		t.Fatal(err)
+	}
+	if customers[0].Partition == customers[1].Partition {
+		t.Fatalf("customers 1001 and 1002 both on partition %d: the test wants values that part", customers[0].Partition)
+	}
+	for i, c := range []int{0, 1, 0} {
+		if orders[i].Partition != customers[c].Partition {
+			t.Errorf("order %d is on partition %d, its customer on %d", i, orders[i].Partition, customers[c].Partition)
+		}
+	}
+	if _, err := RoutedPartition([]byte(`{"after":{"id":1}}`), "purchaser", 3); err == nil {
+		t.Error("a message without the column was routed")
+	}
+}
