@@ -41,6 +41,7 @@ type changelog struct {
 	log                *slog.Logger
 
 	restored     prometheus.Counter
+	remaining    *prometheus.GaugeVec // changelog records a restore in progress has left to read, per log
 	restoreTime  prometheus.Histogram
 	backfilled   prometheus.Counter
 	restoresLive atomic.Int64
@@ -102,7 +103,9 @@ func startChangelog(ctx context.Context, r *Runner, verifierKey []byte) (*change
 		Help: "Time to make a partition's local change log equal the committed log in the topic, per assignment.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
 	restoring := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshlet_changelog_restores_in_progress", ConstLabels: labels,
 		Help: "Partitions being restored from the changelog topic now."}, func() float64 { return float64(c.restoresLive.Load()) })
-	r.metrics.reg.MustRegister(c.restored, c.backfilled, c.restoreTime, restoring)
+	c.remaining = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshlet_changelog_restore_remaining_records", ConstLabels: labels,
+		Help: "Records of the changelog topic partition a restore in progress has still to read (to its end when the restore began)."}, []string{"log"})
+	r.metrics.reg.MustRegister(c.restored, c.backfilled, c.restoreTime, restoring, c.remaining)
 	return c, nil
 }
 
@@ -317,8 +320,11 @@ func (c *changelog) readLog(ctx context.Context, p *partition, from int64, pos p
 		pending []auditlog.Entry
 		want    [][32]byte // the hashes the topic carries for pending
 		added   uint64
-		tick    = time.Now()
+		start   = time.Now()
+		tick    = start
+		end     = c.endOffset(ctx, p.key.partition)
 	)
+	defer c.remaining.DeleteLabelValues(name)
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
@@ -366,9 +372,12 @@ func (c *changelog) readLog(ctx context.Context, p *partition, from int64, pos p
 			}
 		}
 		last = lastRecord{seq: e.Seq, hash: e.Hash, offset: rec.Offset}
+		if end > 0 && rec.Offset&1023 == 0 {
+			c.remaining.WithLabelValues(name).Set(float64(max(end-rec.Offset-1, 0)))
+		}
 		if time.Since(tick) > 2*time.Second {
 			tick = time.Now()
-			c.log.Info("restoring change log from the changelog topic", "log", name, "entries", added+uint64(len(pending)), "at_offset", rec.Offset)
+			c.logProgress(name, added+uint64(len(pending)), from, rec.Offset, end, tick.Sub(start))
 		}
 		return nil
 	}
@@ -392,6 +401,32 @@ func (c *changelog) readLog(ctx context.Context, p *partition, from int64, pos p
 		c.log.Info("restored change log from the changelog topic", "log", name, "entries", added, "seq", last.seq)
 	}
 	return last.seq, last, nil
+}
+
+// endOffset is the end of the changelog topic's partition n, or 0 when
+// the broker does not say (progress then shows no estimate).
+func (c *changelog) endOffset(ctx context.Context, n int32) int64 {
+	ends, err := kadm.NewClient(c.cp).ListEndOffsets(ctx, c.topic)
+	if err != nil {
+		return 0
+	}
+	o, ok := ends.Lookup(c.topic, n)
+	if !ok || o.Err != nil {
+		return 0
+	}
+	return o.Offset
+}
+
+// logProgress reports a long restore: entries so far, their rate, and
+// when it should end, from the rate the topic's offsets go by.
+func (c *changelog) logProgress(log string, entries uint64, from, at, end int64, took time.Duration) {
+	secs := took.Seconds()
+	args := []any{"log", log, "entries", entries, "entries_per_second", int64(float64(entries) / secs), "at_offset", at}
+	if end > at && at > from {
+		perSec := float64(at-from) / secs
+		args = append(args, "end_offset", end, "eta", time.Duration(float64(end-at)/perSec*float64(time.Second)).Round(time.Second))
+	}
+	c.log.Info("restoring change log from the changelog topic", args...)
 }
 
 // setAside moves a cache that disagrees with the topic out of the way and

@@ -165,7 +165,9 @@
 // Without a marker, no more than one batch's worth is ever taken back, as
 // above. A changelog.position file beside each log remembers where the
 // cache last agreed with the topic, so a restore reads from there; it is
-// checked against the topic before it is trusted.
+// checked against the topic before it is trusted. A restore that runs for
+// more than a moment logs its progress (entries, entries/s, ETA) and shows
+// the records it has left in meshlet_changelog_restore_remaining_records.
 //
 // LocalLogOnly (and at-least-once delivery) keeps the logs on the disk
 // only, under the marker rule alone.
@@ -181,7 +183,15 @@
 // that): during a rebalance the new owner waits until the old one has
 // closed it between batches. With standbys, a replica keeps warm copies of
 // the logs of the partitions beside its own (standby.go), so a failover
-// restores only what the topic gained since the copy last caught up.
+// restores only what the topic gained since the copy last caught up; the
+// group's balancer (kafka.StandbyBalancer) gives a partition that lost its
+// owner to a replica holding it warm. Stateful products balance by range
+// instead (see Keyed state), which keeps a task's partitions together.
+//
+// franz-go's transact session reports only the first revocation between
+// two transaction ends; so that an idle replica hears of every partition
+// it loses, a revocation wakes the poll and the empty window is ended at
+// once (kafka.Session.Settle).
 //
 // # Keyed state
 //

@@ -1,8 +1,11 @@
 package runtime
 
 import (
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestStandbyFor(t *testing.T) {
@@ -18,5 +21,18 @@ func TestStandbyFor(t *testing.T) {
 	}
 	if got := standbyFor([]partitionKey{k(1)}, counts, 9); !slices.Equal(got, []partitionKey{k(2), k(3), k(0)}) {
 		t.Fatalf("n beyond the partitions: %v", got)
+	}
+}
+
+// A long restore says how fast it goes and when it should end.
+func TestRestoreProgressSaysRateAndETA(t *testing.T) {
+	var out strings.Builder
+	c := &changelog{log: slog.New(slog.NewTextHandler(&out, nil))}
+	// 10,000 entries in 2s, offsets 0..4,000 of 12,000: 2,000 offsets/s, 4s left.
+	c.logProgress("in-0", 10000, 0, 4000, 12000, 2*time.Second)
+	for _, want := range []string{"log=in-0", "entries=10000", "entries_per_second=5000", "end_offset=12000", "eta=4s"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("progress %q lacks %s", out.String(), want)
+		}
 	}
 }
