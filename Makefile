@@ -43,10 +43,12 @@ bench-stages:
 	$(GO) test -run '^$$' -bench Pipeline -benchmem -benchtime 100000x -count 3 ./runtime
 
 ## crash: the full crash test (a real process killed 25 times over 100,000+
-## events) and the scale-out test; a smaller crash test runs in make test
+## events), the same for the stateful orders example (20,000 events), and
+## the scale-out and rebalance tests; smaller ones run in make test
 crash:
 	MESHLET_CRASH_EVENTS=100000 MESHLET_CRASH_KILLS=25 MESHLET_SCALE_EVENTS=30000 \
-		$(GO) test -count=1 -timeout 40m -v -run 'TestCrashExactlyOnce|TestScaleOut' ./cli
+		MESHLET_CRASH_ORDERS_EVENTS=20000 MESHLET_REBALANCE_ORDERS_EVENTS=20000 \
+		$(GO) test -count=1 -timeout 40m -v -run 'TestCrashExactlyOnce|TestScaleOut|TestCrashOrders|TestRebalanceOrders' ./cli
 
 ## fuzz: every decoder's fuzz target, FUZZTIME each
 FUZZ_CDC     := FuzzDecodeDebeziumJSON FuzzDecodeDebeziumAvro FuzzDecodeCanalJSON FuzzDecodeMaxwellJSON FuzzDecodeOggJSON FuzzTxAssembler FuzzMeshletAvro FuzzRowDecoder

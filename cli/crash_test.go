@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -66,6 +67,8 @@ type crashWorld struct {
 	valid    int                 // valid events, duplicates excluded
 	dups     int
 	total    int64 // input records, duplicates and malformed included
+
+	bin string // the product's binary; empty: the inventory example
 }
 
 func newCrashWorld(t *testing.T) *crashWorld {
@@ -213,7 +216,7 @@ func (c *child) waitReady(t *testing.T) {
 
 func (w *crashWorld) start(instance string, failpoints string) *child {
 	w.t.Helper()
-	cmd := exec.Command(inventoryBin, "run", "--brokers", w.brokers, "--registry", w.registry, "--data", w.dataDir,
+	cmd := exec.Command(cmp.Or(w.bin, inventoryBin), "run", "--brokers", w.brokers, "--registry", w.registry, "--data", w.dataDir,
 		"--instance", instance, "--max-batch", "300", "--session-timeout", "6s", "--txn-timeout", "8s", "-v")
 	c := &child{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = c.out, c.out
