@@ -80,7 +80,7 @@ func newOrdersWorld(t *testing.T, events int, seed uint64) *ordersWorld {
 	if err := kafka.EnsureTopics(context.Background(), w.client, topics); err != nil {
 		t.Fatal(err)
 	}
-	if w.recs, w.in, err = reference.Workload(events, 60, 50, seed, 3); err != nil {
+	if w.recs, w.in, err = reference.Workload(reference.Spec{Events: events, Customers: 60, Lag: 50, Seed: seed, Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}
 	w.total = int64(len(w.recs))

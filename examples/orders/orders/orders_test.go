@@ -182,7 +182,7 @@ func TestRecordingMatchesReference(t *testing.T) {
 // the reference.
 func TestWorkloadMatchesReference(t *testing.T) {
 	w := newWorld(t)
-	recs, in, err := reference.Workload(1500, 25, 40, 1, 3)
+	recs, in, err := reference.Workload(reference.Spec{Events: 1500, Customers: 25, Lag: 40, Seed: 1, Partitions: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,16 +54,33 @@ func Inputs(feeds []Feed) []Input {
 	return in
 }
 
+// Spec shapes a Workload.
+type Spec struct {
+	Events    int // changes after the customers' snapshot
+	Customers int
+	// Lag is how many milliseconds (events: they commit 1ms apart) the
+	// customers connector lags the orders one.
+	Lag  int
+	Seed uint64
+	// Partitions is the input topics' partition count, for the routing.
+	Partitions int32
+	// StaticCustomers leaves the customers as the snapshot has them: no
+	// email changes, so nothing is corrected and the output does not depend
+	// on how the topics interleave (for benchmarks).
+	StaticCustomers bool
+}
+
 // Workload is a larger stream on the same tables, in the envelope of the
-// recording: customers customers, then events changes of orders (placed,
-// quantities changed, deleted) and of customers (new emails), with commit
-// times 1ms apart. The customers connector lags by lag events, so a
+// recording: the customers' snapshot, then changes of orders (placed,
+// quantities changed, deleted) and of customers (new emails, one change
+// in ten), with commit times 1ms apart. The customers connector lags, so a
 // customer change reaches Kafka after orders committed later than it: a
 // back-dated change for every order of that customer in between. About
 // one order event in 50 is re-sent later (a Debezium duplicate), and one
-// in 97 orders a quantity of 0, which the contract refuses. The result is
-// one slice in the order the records reach Kafka.
-func Workload(events, customers, lag int, seed uint64, partitions int32) ([]*kgo.Record, []Input, error) {
+// in 97 orders a quantity of 0, which the contract refuses. The records
+// come in the order they reach Kafka, with the same as Inputs.
+func Workload(spec Spec) ([]*kgo.Record, []Input, error) {
+	events, customers, lag, seed, partitions := spec.Events, spec.Customers, spec.Lag, spec.Seed, spec.Partitions
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	const t0 = int64(1596001099434)
 	type pending struct {
@@ -139,7 +156,11 @@ func Workload(events, customers, lag int, seed uint64, partitions int32) ([]*kgo
 			out = append(out, late[0])
 			late = late[1:]
 		}
-		switch k := rng.IntN(100); {
+		k := rng.IntN(100)
+		if spec.StaticCustomers && k < 10 {
+			k += 12 // an order placed instead
+		}
+		switch {
 		case k < 10: // a customer's new email
 			id := int64(3001 + rng.IntN(customers))
 			c := custs[id]
