@@ -14,6 +14,14 @@
 // System time is never the handler's business: the runtime stamps it when the
 // record is appended to the change log.
 //
+// A product with several output ports (an enriched stream and an aggregate,
+// say) gets one Record type per port: a handler registered with On returns
+// Outputs, each addressed to its port by To; a record without a port goes to
+// the first. The runtime refuses a record for a port the manifest does not
+// declare, as the event's dead letter.
+//
+//	return append(transforms.To("enriched-orders", enriched...), transforms.To("customer-totals", totals...)...), nil
+//
 // Inside the runtime every handler has one untyped shape, Func, and every
 // middleware is a func(Func) Func, so recovery, timeouts and the like stack by
 // plain composition (as watermill's middlewares do). Typed adapts a typed
@@ -48,8 +56,11 @@
 //     the same semantics, the right row found by the field. Left rows
 //     are indexed by right key, so a right change finds the results it
 //     corrects. The right table must be readable where the left row is
-//     processed: co-partitioned with the left input, or a global table
-//     (every replica holds all of it; mode: table, global).
+//     processed: co-partitioned with the left input, both topics routed
+//     to partitions by the join column (Debezium's PartitionRouting
+//     transform: customers by id, orders by customer_id; see
+//     examples/orders). Global tables (every replica holding all of one)
+//     and re-keying through a repartition topic are not there yet.
 //   - Table-table on one key (TableJoin): the result at t joins both
 //     sides' versions valid at t, so it changes whenever either side does
 //     and is re-emitted for each period a change on either side touches.
