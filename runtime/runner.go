@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,6 +87,10 @@ type Runner struct {
 
 	// batch holds the buffers one poll batch reuses.
 	batch batch
+	// unsettled: a batch's outcome was still unknown when the loop
+	// stopped, so the logs may hold entries that never committed and no
+	// checkpoint may be signed over them; the next start reconciles.
+	unsettled bool
 }
 
 // stages is the chain every input record goes through; see stage.go.
@@ -357,7 +362,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		// A batch that started is finished even if shutdown is asked for
 		// meanwhile: committing it is the clean way out.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.batchTimeout)
-		committed, err := r.runBatch(bctx, fetches, plan)
+		committed, err := r.runBatch(bctx, ctx, fetches, plan)
 		cancel()
 		if err != nil {
 			return err
@@ -384,7 +389,10 @@ func (r *Runner) poll(ctx context.Context) kgo.Fetches {
 // runBatch is one cycle of the batch loop; see the package doc. It reports
 // whether the batch committed; an error is fatal. plan says how far each
 // partition goes in whole-transaction mode (zero: all of every partition).
-func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPlan) (bool, error) {
+//
+// ctx bounds the batch; outer is the loop's, for what must outlast a
+// batch that failed (settle).
+func (r *Runner) runBatch(ctx, outer context.Context, fetches kgo.Fetches, plan holdPlan) (bool, error) {
 	defer r.sess.AllowRebalance()
 	if err := r.sess.Begin(); err != nil {
 		return false, fmt.Errorf("begin transaction: %w", err)
@@ -413,28 +421,29 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPla
 	}
 	failpoint.Hit("runtime/after-append")
 
-	var produceErr atomic.Pointer[error]
-	for _, rec := range b.produce {
-		r.sess.Produce(ctx, rec, func(rec *kgo.Record, err error) {
-			if err != nil {
-				err = fmt.Errorf("produce to %s: %w", rec.Topic, err)
-				produceErr.CompareAndSwap(nil, &err)
-			}
-		})
-	}
+	produceErr := r.produceAll(ctx, b.produce)
 	stamp := r.stamp(stops)
 	failpoint.Hit("runtime/before-commit")
-	committed, err := r.sess.End(stamp.context(ctx), produceErr.Load() == nil)
+	committed, err := r.sess.End(stamp.context(ctx), produceErr == nil)
 	if err != nil {
 		// The outcome is unknown to us: ask the group what committed and
 		// make the logs agree with it, as after a crash.
 		r.log.Warn("ending the transaction failed; reconciling change logs with the committed offsets", "err", err)
-		return false, r.reconcileAll(ctx)
+		var settled bool
+		if committed, settled, err = r.settle(outer, fetches, stops); err != nil || !settled {
+			r.unsettled = true // shutting down: the next start reconciles
+			return false, err
+		}
+		if !committed {
+			r.stats.Aborted.Add(1)
+			r.metrics.batches.WithLabelValues("aborted").Inc()
+			return false, nil
+		}
 	}
 	failpoint.Hit("runtime/after-commit")
 	if !committed {
-		if p := produceErr.Load(); p != nil {
-			r.log.Warn("batch aborted; it will be consumed again", "err", *p)
+		if produceErr != nil {
+			r.log.Warn("batch aborted: a record was not acknowledged; it will be consumed again", "err", produceErr)
 		} else {
 			r.log.Warn("batch aborted by a rebalance; it will be consumed again")
 		}
@@ -445,6 +454,46 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPla
 	if err := r.commitState(); err != nil {
 		return false, err
 	}
+	r.counted(ctx, fetches, plan)
+	return true, nil
+}
+
+// produceAll sends the batch's records and waits for the result of every
+// one: those results, not End, decide whether the batch commits. End
+// commits whatever the brokers acknowledged, so a record one refused (too
+// large, say) would otherwise be missing from a batch that committed. It
+// returns the first failure.
+func (r *Runner) produceAll(ctx context.Context, recs []*kgo.Record) error {
+	var (
+		first   atomic.Pointer[error]
+		pending sync.WaitGroup
+	)
+	pending.Add(len(recs))
+	for _, rec := range recs {
+		r.sess.Produce(ctx, rec, func(rec *kgo.Record, err error) {
+			defer pending.Done()
+			if err != nil {
+				err = fmt.Errorf("produce %d bytes to %s/%d: %w", len(rec.Value), rec.Topic, rec.Partition, err)
+				first.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	if err := r.sess.Flush(ctx); err != nil {
+		return fmt.Errorf("waiting for the batch's %d records to be acknowledged: %w", len(recs), err)
+	}
+	// A record failed before it was buffered may have its result
+	// delivered apart from the flush.
+	pending.Wait()
+	if p := first.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// counted accounts for a batch that committed: the counters, reprocessing
+// progress, Redis and checkpoints move only now.
+func (r *Runner) counted(ctx context.Context, fetches kgo.Fetches, plan holdPlan) {
+	b, stops := &r.batch, plan.stops
 	r.putBack(stops)
 	in := 0
 	inByTopic := make(map[string]int, len(r.inputs))
@@ -476,7 +525,73 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPla
 	} else {
 		r.whole.idle.attempt = 0
 	}
-	return true, nil
+}
+
+// settle finds out what became of a batch whose End failed (a lost
+// connection, a timeout: the commit may or may not have happened). It
+// ends the transaction as aborted, which clears franz-go's unconfirmed
+// state and bumps the producer epoch, fencing whatever may still be open
+// on the brokers; then it reads what the group committed, stably, makes
+// the change logs agree with it, and sets the consumer there. The batch
+// committed when the group's offset of a partition it processed moved past
+// where the batch began. ctx is the loop's: settling waits out a broker
+// that is down, for as long as it takes, until shutdown.
+func (r *Runner) settle(ctx context.Context, fetches kgo.Fetches, stops map[partitionKey]int64) (committed, settled bool, err error) {
+	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	for {
+		_, err := r.sess.End(ctx, false)
+		if err == nil {
+			break
+		}
+		if b.attempt%10 == 0 {
+			r.log.Warn("cannot end the failed transaction yet; retrying", "err", err)
+		}
+		if err := b.wait(ctx); err != nil {
+			return false, false, r.stopping(err)
+		}
+	}
+	cl := r.sess.Client()
+	set := map[string]map[int32]kgo.EpochOffset{}
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 || err != nil {
+			return
+		}
+		k := partitionKey{fp.Topic, fp.Partition}
+		var at int64
+		var ok bool
+		if at, _, ok, err = r.committedOffset(ctx, cl, k); err != nil || !ok {
+			return
+		}
+		if recs := processed(fp, stopAt(stops, fp)); len(recs) > 0 && at > recs[0].Offset {
+			committed = true
+		}
+		if set[k.topic] == nil {
+			set[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		set[k.topic][k.partition] = kgo.EpochOffset{Epoch: -1, Offset: at}
+	})
+	if err == nil {
+		err = r.reconcileAll(ctx, committed)
+	}
+	if err != nil {
+		return false, false, r.stopping(err)
+	}
+	cl.SetOffsets(set)
+	if committed {
+		r.log.Info("the failed transaction end had committed; the batch stands")
+	} else {
+		r.log.Info("the failed transaction end had not committed; the batch will be consumed again")
+	}
+	return committed, true, nil
+}
+
+// stopping is err, or nil when it only says the product is shutting down:
+// what did not settle then is reconciled at the next start.
+func (r *Runner) stopping(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // stopAt is where partition fp's processing stops in this batch.
@@ -521,13 +636,18 @@ func (r *Runner) takeBackBatch() (err error) {
 	return err
 }
 
-func (r *Runner) reconcileAll(ctx context.Context) (err error) {
+// reconcileAll makes every open change log agree with what the group
+// committed. committed says the batch in flight did commit, so its entries
+// stay queued for Redis.
+func (r *Runner) reconcileAll(ctx context.Context, committed bool) (err error) {
 	r.parts.each(func(p *partition) {
 		if err != nil {
 			return
 		}
 		p.appended = false
-		p.committed = p.committed[:0]
+		if !committed {
+			p.committed = p.committed[:0]
+		}
 		err = r.reconcile(ctx, r.sess.Client(), p)
 	})
 	if err == nil {
@@ -662,7 +782,9 @@ func (r *Runner) close(cause error) {
 	r.parts.each(func(p *partition) { open = append(open, p) })
 	for _, p := range open {
 		r.parts.remove(p.key)
-		r.serve.checkpoint(p)
+		if !r.unsettled {
+			r.serve.checkpoint(p)
+		}
 		if err := p.log.Close(); err != nil {
 			r.log.Error("close change log", "topic", p.key.topic, "partition", p.key.partition, "err", err)
 		}
