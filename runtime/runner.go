@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
@@ -73,6 +74,7 @@ type Runner struct {
 	// stops with it, since the callback itself cannot return an error.
 	assignErr atomic.Pointer[error]
 
+	limits  recordLimits // what each topic accepts; see limits.go
 	whole   wholeTx
 	clog    *changelog // nil: the local segments are the only copy (LocalLogOnly, at least once)
 	standby *standby
@@ -197,6 +199,8 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 	if cfg.sessionTimeout > 0 {
 		g.Extra = append(g.Extra, kgo.SessionTimeout(cfg.sessionTimeout))
 	}
+	// Record batches are cut to what each topic accepts (limits.go).
+	g.Extra = append(g.Extra, kgo.ProducerBatchMaxBytesFn(r.limits.batchMax))
 	mirror := cfg.delivery == ExactlyOnce && !cfg.localLogOnly
 	if p.stateful() {
 		// A task's partitions (one number of every input) go together.
@@ -204,8 +208,7 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 	}
 	if mirror {
 		// Changelog records name their partition: the input partition's.
-		g.Extra = append(g.Extra, kgo.RecordPartitioner(kafka.Partitioner(kafka.ChangelogTopic(p.Manifest.ID))),
-			kgo.ProducerBatchMaxBytes(int32(changelogRecordLimit)))
+		g.Extra = append(g.Extra, kgo.RecordPartitioner(kafka.Partitioner(kafka.ChangelogTopic(p.Manifest.ID))))
 	}
 	if mirror {
 		// Before the session: joining the group may assign partitions,
@@ -240,6 +243,7 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 			return nil, err
 		}
 	}
+	r.readLimits(ctx, r.sess.Client())
 	return r, nil
 }
 
@@ -444,6 +448,11 @@ func (r *Runner) runBatch(ctx, outer context.Context, fetches kgo.Fetches, plan 
 	if !committed {
 		if produceErr != nil {
 			r.log.Warn("batch aborted: a record was not acknowledged; it will be consumed again", "err", produceErr)
+			if errors.Is(produceErr, kerr.MessageTooLarge) {
+				// A topic's limit went down since it was read: read it
+				// again, so the batch consumed again meets it.
+				r.readLimits(ctx, r.sess.Client())
+			}
 		} else {
 			r.log.Warn("batch aborted by a rebalance; it will be consumed again")
 		}
@@ -689,7 +698,8 @@ func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartitio
 			b.rollback(mark)
 			st.rollback(sp)
 			r.log.Warn("dead letter", "class", poison.Class.String(), "topic", in.Topic, "partition", in.Partition, "offset", in.Offset, "err", poison.Err)
-			b.deadLetter(r.product.Manifest.DeadLetter.Topic, r.product.Manifest.ID, in, poison)
+			dlq := r.product.Manifest.DeadLetter.Topic
+			b.deadLetter(dlq, r.product.Manifest.ID, in, poison, r.limits.of(dlq))
 			continue
 		}
 		if err != nil {

@@ -29,6 +29,9 @@ func encode(out *outputPort, now func() int64) stage {
 				ev.seq++
 				ev.sysTime = max(now(), ev.sysTime+1)
 				if err := out.add(ev, i); err != nil {
+					if _, ok := ports.AsPoison(err); ok {
+						return err // too large
+					}
 					return ports.Poisoned(ports.ClassSchema, err)
 				}
 			}
@@ -51,6 +54,9 @@ type outputPort struct {
 	topic    string
 	encoder  *schemas.Encoder
 	schemaID int
+	// limit is the largest record the topic accepts, entryLimit the
+	// largest changelog record (0: no changelog topic); see limits.go.
+	limit, entryLimit int
 }
 
 // add encodes output i of ev into the batch's arena and queues its entry and
@@ -104,7 +110,13 @@ func (o *outputPort) add(ev *event, i int) error {
 			SourcePosition: ev.position(ev.from[i]), SchemaID: uint32(o.schemaID),
 		},
 	})
-	b.produce = append(b.produce, &kgo.Record{Topic: o.topic, Key: key, Value: wire})
+	rec := &kgo.Record{Topic: o.topic, Key: key, Value: wire}
+	if err := o.fits(rec, &b.entries[len(b.entries)-1]); err != nil {
+		b.entries = b.entries[:len(b.entries)-1]
+		b.arena = b.arena[:start]
+		return err
+	}
+	b.produce = append(b.produce, rec)
 	b.records++
 	b.eventTimes = append(b.eventTimes, eventTime(c.CommitTime.UnixMicro(), in.Timestamp.UnixMicro()))
 	return nil
