@@ -21,6 +21,7 @@ import (
 
 	"github.com/meshlet/meshlet/cdc/samples"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -39,6 +40,7 @@ import (
 // registry (HTTP), as `meshlet dev` runs it.
 type stack struct {
 	t        *testing.T
+	cluster  *kfake.Cluster
 	brokers  []string
 	registry string
 	dataDir  string
@@ -53,7 +55,23 @@ const panicID = 9999
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
+	return startStackWith(t, stackConfig{})
+}
+
+// stackConfig changes what startStackWith sets up.
+type stackConfig struct {
+	broker []kfake.Opt // more options for the kfake cluster
+	// Configs of the input, output and dead-letter topics
+	// (max.message.bytes, say); nil: the broker's defaults.
+	input, output, deadLetter map[string]string
+	// inputMax is the largest input record the test writes (0: the
+	// client's default).
+	inputMax int32
+}
+
+func startStackWith(t *testing.T, c stackConfig) *stack {
+	t.Helper()
+	broker, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, c.broker...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,17 +93,37 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{t: t, brokers: broker.ListenAddrs(), registry: reg.URL(), dataDir: t.TempDir(), product: p}
-	s.client, err = kgo.NewClient(kgo.SeedBrokers(s.brokers...))
+	s := &stack{t: t, cluster: broker, brokers: broker.ListenAddrs(), registry: reg.URL(), dataDir: t.TempDir(), product: p}
+	opts := []kgo.Opt{kgo.SeedBrokers(s.brokers...)}
+	if c.inputMax > 0 {
+		opts = append(opts, kgo.ProducerBatchMaxBytes(c.inputMax))
+	}
+	s.client, err = kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.client.Close)
 	m := p.Manifest
-	err = kafka.EnsureTopics(context.Background(), s.client, map[string]int32{
-		m.InputPorts[0].Topic: 3, m.OutputPorts[0].Topic: 3, m.DeadLetter.Topic: 1,
-	})
-	if err != nil {
+	topics := map[string]int32{m.InputPorts[0].Topic: 3, m.OutputPorts[0].Topic: 3, m.DeadLetter.Topic: 1}
+	configs := map[string]map[string]string{m.InputPorts[0].Topic: c.input, m.OutputPorts[0].Topic: c.output, m.DeadLetter.Topic: c.deadLetter}
+	adm := kadm.NewClient(s.client)
+	for topic, n := range topics {
+		if cfg := configs[topic]; len(cfg) > 0 {
+			configs := map[string]*string{}
+			for k, v := range cfg {
+				configs[k] = &v
+			}
+			resp, err := adm.CreateTopic(context.Background(), n, -1, configs, topic)
+			if err == nil {
+				err = resp.Err
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			delete(topics, topic)
+		}
+	}
+	if err := kafka.EnsureTopics(context.Background(), s.client, topics); err != nil {
 		t.Fatal(err)
 	}
 	return s
