@@ -48,6 +48,7 @@ type stack struct {
 	runner   *runtime.Runner
 	client   *kgo.Client
 	stop     func() error
+	exited   <-chan struct{} // closed when the runner's Run returned (runHooked)
 }
 
 // panicID makes the test product's handler panic, to exercise the panic path.
@@ -164,6 +165,8 @@ func (s *stack) waitEvents(n int64) {
 		select {
 		case <-ctx.Done():
 			s.t.Fatalf("processed %d of %d events", s.runner.Stats().EventsIn.Load(), n)
+		case <-s.exited:
+			s.t.Fatalf("the product stopped after processing %d of %d events", s.runner.Stats().EventsIn.Load(), n)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

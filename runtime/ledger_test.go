@@ -67,10 +67,12 @@ func (s *stack) readTopic(topic string, partitions int32) []*kgo.Record {
 	return out
 }
 
-// ledger accounts for a stopped run of the product. published are the
-// input records that must come out as one record each on the output topic
-// (keyed by the event's id), dead the ones that must be dead letters.
-func (s *stack) ledger(r *runtime.Runner, dataDir string, published, dead []*kgo.Record) tally {
+// ledger accounts for the stopped runs of the product on one data
+// directory. published are the input records that must come out as one
+// record each on the output topic (keyed by the event's id), dead the ones
+// that must be dead letters; the runs' counters together must count
+// exactly what the topics hold.
+func (s *stack) ledger(runs []*runtime.Runner, dataDir string, published, dead []*kgo.Record) tally {
 	s.t.Helper()
 	m := s.product.Manifest
 	out := s.readTopic(m.OutputPorts[0].Topic, 3)
@@ -146,18 +148,25 @@ func (s *stack) ledger(r *runtime.Runner, dataDir string, published, dead []*kgo
 	}
 
 	// The counters hold only what committed.
-	st := r.Stats()
-	if got := st.Records.Load(); got != int64(len(out)) {
-		t.problem("Stats.Records = %d, the output topic holds %d", got, len(out))
+	var records, deadLetters int64
+	var recordsMetric, deadMetric float64
+	for _, r := range runs {
+		records += r.Stats().Records.Load()
+		deadLetters += r.Stats().DeadLetters.Load()
+		recordsMetric += metricSum(s.t, r.Metrics(), "meshlet_output_records_total")
+		deadMetric += metricSum(s.t, r.Metrics(), "meshlet_deadletter_records_total")
 	}
-	if got := st.DeadLetters.Load(); got != int64(len(dlq)) {
-		t.problem("Stats.DeadLetters = %d, the dead-letter topic holds %d", got, len(dlq))
+	if records != int64(len(out)) {
+		t.problem("Stats.Records = %d, the output topic holds %d", records, len(out))
 	}
-	if got := metricSum(s.t, r.Metrics(), "meshlet_output_records_total"); got != float64(len(out)) {
-		t.problem("meshlet_output_records_total = %v, the output topic holds %d", got, len(out))
+	if deadLetters != int64(len(dlq)) {
+		t.problem("Stats.DeadLetters = %d, the dead-letter topic holds %d", deadLetters, len(dlq))
 	}
-	if got := metricSum(s.t, r.Metrics(), "meshlet_deadletter_records_total"); got != float64(len(dlq)) {
-		t.problem("meshlet_deadletter_records_total = %v, the dead-letter topic holds %d", got, len(dlq))
+	if recordsMetric != float64(len(out)) {
+		t.problem("meshlet_output_records_total = %v, the output topic holds %d", recordsMetric, len(out))
+	}
+	if deadMetric != float64(len(dlq)) {
+		t.problem("meshlet_deadletter_records_total = %v, the dead-letter topic holds %d", deadMetric, len(dlq))
 	}
 	return t
 }

@@ -109,7 +109,7 @@ func TestLargeEvents(t *testing.T) {
 			} else {
 				dead = append(dead, big)
 			}
-			s.ledger(r, s.dataDir, published, dead).check(t)
+			s.ledger([]*runtime.Runner{r}, s.dataDir, published, dead).check(t)
 			if tc.opts == nil {
 				// The changelog topic holds the same log, and a replica
 				// with an empty disk restores it, big entry and all.
