@@ -63,26 +63,46 @@ func checkCounted(t *testing.T, runs []*runtime.Runner, in int) {
 
 // A produce the broker refuses aborts the batch: its entries are taken
 // back from the log, nothing of it is counted, and the batch consumed
-// again commits.
+// again commits. The aborted batch reaches one partition only; the logs of
+// the others, committed earlier, stay as they are.
 func TestAbortedBatchIsTakenBack(t *testing.T) {
 	for _, d := range deliveries {
 		t.Run(d.name, func(t *testing.T) {
 			s := startStack(t)
 			published, dead := s.feed(1, 60)
-			refused := s.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: s.product.Manifest.OutputPorts[0].Topic,
-				Err: kerr.InvalidRecord, Count: 1})
 			r, stop := s.runWith(s.dataDir, d.opts...)
 			s.waitEvents(int64(len(published) + len(dead)))
+			refused := s.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: s.product.Manifest.OutputPorts[0].Topic,
+				Err: kerr.InvalidRecord, Count: 1})
+			more := s.produceTo(0, genEvents(s.product.Manifest.InputPorts[0].Topic, 100, 20))
+			s.waitEvents(int64(len(published) + len(dead) + len(more)))
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
 			if refused.Hits() == 0 || r.Stats().Aborted.Load() == 0 {
 				t.Fatalf("the refused produce (hit %d times) aborted %d batches; the test forced nothing", refused.Hits(), r.Stats().Aborted.Load())
 			}
-			s.ledger([]*runtime.Runner{r}, s.dataDir, published, dead).check(t)
-			checkCounted(t, []*runtime.Runner{r}, len(published)+len(dead))
+			s.ledger([]*runtime.Runner{r}, s.dataDir, append(published, more...), dead).check(t)
+			checkCounted(t, []*runtime.Runner{r}, len(published)+len(dead)+len(more))
 		})
 	}
+}
+
+// produceTo writes records to one partition of their topic.
+func (s *stack) produceTo(partition int32, recs []*kgo.Record) []*kgo.Record {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, r := range recs {
+		r.Partition = partition
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		s.t.Fatal(err)
+	}
+	return recs
 }
 
 // lostEnd loses the answer of the next committed End: the commit went

@@ -403,6 +403,9 @@ func (r *Runner) runBatch(ctx, outer context.Context, fetches kgo.Fetches, plan 
 	}
 	b := &r.batch
 	b.reset()
+	// appended marks what this batch adds: a partition the batch does not
+	// reach must not be taken back to where an earlier batch began.
+	r.parts.each(func(p *partition) { p.appended = false })
 	stops, procErr := plan.stops, plan.err
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if procErr == nil {
