@@ -328,6 +328,13 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			return err
 		}
 		pctx, cancel := r.control.pollContext(ctx)
+		if r.serve.lagging() {
+			// Redis is behind: an idle loop still lets it catch up.
+			var stop context.CancelFunc
+			pctx, stop = context.WithTimeout(pctx, time.Second)
+			release := cancel
+			cancel = func() { stop(); release() }
+		}
 		fetches := r.poll(pctx)
 		interrupted := pctx.Err() != nil
 		cancel()
@@ -358,6 +365,8 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			if plan.held == 0 {
 				r.sess.Settle(ctx)
 			}
+			// Before a rebalance may come: the partitions stand still.
+			r.serve.catchUp(ctx, &r.parts)
 			// An interrupted poll returns its error as a fetch, which
 			// blocks rebalances like records do: nothing is in flight.
 			r.sess.AllowRebalance()
