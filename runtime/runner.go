@@ -60,8 +60,10 @@ type Runner struct {
 	log     *slog.Logger
 
 	sess     kafka.Session
-	kcl      atomic.Pointer[kgo.Client] // the session's client, once it exists
-	rdb      *redis.Client              // nil without Redis
+	join     func() (kafka.Session, error) // makes a session: at Start, and again by reopen
+	reopens  int                           // sessions reopened since the last committed batch
+	kcl      atomic.Pointer[kgo.Client]    // the session's client, once it exists
+	rdb      *redis.Client                 // nil without Redis
 	registry *schemas.Registry
 	inputs   map[string]*inputPort // by topic
 	output   *outputPort
@@ -90,9 +92,10 @@ type Runner struct {
 	// batch holds the buffers one poll batch reuses.
 	batch batch
 	// unsettled: a batch's outcome was still unknown when the loop
-	// stopped, so the logs may hold entries that never committed and no
-	// checkpoint may be signed over them; the next start reconciles.
-	unsettled bool
+	// stopped or the session broke, so the logs may hold entries that
+	// never committed and no checkpoint may be signed over them until they
+	// are reconciled (at the next start, or the next session's assignment).
+	unsettled atomic.Bool
 }
 
 // stages is the chain every input record goes through; see stage.go.
@@ -224,14 +227,14 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		return nil, err
 	}
 	if cfg.delivery == AtLeastOnce {
-		r.sess, err = kafka.AtLeastOnce(g)
+		r.join = func() (kafka.Session, error) { return kafka.AtLeastOnce(g) }
 	} else {
 		if cfg.transactionTimeout > 0 {
 			g.Extra = append(g.Extra, kgo.TransactionTimeout(cfg.transactionTimeout))
 		}
-		r.sess, err = kafka.Transactional(g)
+		r.join = func() (kafka.Session, error) { return kafka.Transactional(g) }
 	}
-	if err != nil {
+	if r.sess, err = r.join(); err != nil {
 		r.clog.close()
 		return nil, err
 	}
@@ -377,10 +380,14 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.batchTimeout)
 		committed, err := r.runBatch(bctx, ctx, fetches, plan)
 		cancel()
+		if errors.Is(err, errSessionBroken) {
+			err = r.reopen(ctx, err)
+		}
 		if err != nil {
 			return err
 		}
 		if committed {
+			r.reopens = 0
 			retry = backoff{min: retry.min, max: retry.max}
 			continue
 		}
@@ -408,7 +415,7 @@ func (r *Runner) poll(ctx context.Context) kgo.Fetches {
 func (r *Runner) runBatch(ctx, outer context.Context, fetches kgo.Fetches, plan holdPlan) (bool, error) {
 	defer r.sess.AllowRebalance()
 	if err := r.sess.Begin(); err != nil {
-		return false, fmt.Errorf("begin transaction: %w", err)
+		return false, fmt.Errorf("%w: begin transaction: %w", errSessionBroken, err)
 	}
 	b := &r.batch
 	b.reset()
@@ -447,7 +454,9 @@ func (r *Runner) runBatch(ctx, outer context.Context, fetches kgo.Fetches, plan 
 		r.log.Warn("ending the transaction failed; reconciling change logs with the committed offsets", "err", err)
 		var settled bool
 		if committed, settled, err = r.settle(outer, fetches, stops); err != nil || !settled {
-			r.unsettled = true // shutting down: the next start reconciles
+			// Shutting down, or the session broke: the next start, or the
+			// next session's assignment, reconciles.
+			r.unsettled.Store(true)
 			return false, err
 		}
 		if !committed {
@@ -466,7 +475,7 @@ func (r *Runner) runBatch(ctx, outer context.Context, fetches kgo.Fetches, plan 
 				r.readLimits(ctx, r.sess.Client())
 			}
 		} else {
-			r.log.Warn("batch aborted by a rebalance; it will be consumed again")
+			r.log.Warn("batch aborted (a rebalance, or the brokers refused its offset commit or EndTxn); it will be consumed again")
 		}
 		r.stats.Aborted.Add(1)
 		r.metrics.batches.WithLabelValues("aborted").Inc()
@@ -533,6 +542,7 @@ func (r *Runner) counted(ctx context.Context, fetches kgo.Fetches, plan holdPlan
 	r.stats.Skipped.Add(int64(b.skipped))
 	r.stats.Duplicates.Add(int64(b.duplicates))
 	r.stats.Batches.Add(1)
+	r.unsettled.Store(false) // every open log was reconciled when it was assigned
 	r.reprocessProgress(heads)
 	r.metrics.committed(b, inByTopic)
 	r.serve.afterCommit(ctx, &r.parts)
@@ -563,6 +573,11 @@ func (r *Runner) settle(ctx context.Context, fetches kgo.Fetches, stops map[part
 		_, err := r.sess.End(ctx, false)
 		if err == nil {
 			break
+		}
+		if !kerr.IsRetriable(err) && b.attempt >= 3 || b.attempt >= 30 {
+			// The session will not heal: a new one reconciles on
+			// assignment what this one could not.
+			return false, false, fmt.Errorf("%w: end the failed transaction: %w", errSessionBroken, err)
 		}
 		if b.attempt%10 == 0 {
 			r.log.Warn("cannot end the failed transaction yet; retrying", "err", err)
@@ -604,6 +619,44 @@ func (r *Runner) settle(ctx context.Context, fetches kgo.Fetches, stops map[part
 		r.log.Info("the failed transaction end had not committed; the batch will be consumed again")
 	}
 	return committed, true, nil
+}
+
+// errSessionBroken marks a Kafka session the client cannot go on with:
+// franz-go refuses to begin another transaction once some broker errors
+// failed its producer id for good, and a failed End that cannot even be
+// ended as aborted leaves it stuck.
+var errSessionBroken = errors.New("the Kafka session is broken")
+
+// reopen replaces a broken session with a new one, as a restart would: the
+// old one leaves (its partitions are revoked and their logs closed), the
+// new one joins under the same static member and transactional ids, which
+// fences whatever the old producer left open, and reconciles each
+// partition it is assigned with what committed. A fenced producer is not
+// reopened (another replica runs under this instance id), nor is one that
+// keeps breaking without a batch committing in between.
+func (r *Runner) reopen(ctx context.Context, cause error) error {
+	var ke *kerr.Error
+	if errors.As(cause, &ke) && (ke == kerr.ProducerFenced || ke == kerr.InvalidProducerEpoch || ke == kerr.TransactionalIDAuthorizationFailed) {
+		return fmt.Errorf("%w: %w", ErrFatal, cause)
+	}
+	if r.reopens++; r.reopens > 5 {
+		return fmt.Errorf("%w: %w (reopened %d times without a batch committing)", ErrFatal, cause, r.reopens-1)
+	}
+	r.log.Warn("the Kafka session cannot go on; leaving the group and joining again", "err", cause, "attempt", r.reopens)
+	r.sess.Close()
+	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	for {
+		sess, err := r.join()
+		if err == nil {
+			r.sess = sess
+			r.kcl.Store(sess.Client())
+			return nil
+		}
+		r.log.Warn("cannot join the group again yet; retrying", "err", err)
+		if err := b.wait(ctx); err != nil {
+			return nil
+		}
+	}
 }
 
 // stopping is err, or nil when it only says the product is shutting down:
@@ -778,7 +831,9 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 		for _, n := range ps {
 			r.revokeState(partitionKey{topic, n})
 			if p := r.parts.remove(partitionKey{topic, n}); p != nil {
-				r.serve.checkpoint(p) // between batches: every entry is committed
+				if !r.unsettled.Load() {
+					r.serve.checkpoint(p) // between batches: every entry is committed
+				}
 				if err := p.log.Close(); err != nil {
 					r.log.Error("close change log", "topic", topic, "partition", n, "err", err)
 				}
@@ -804,7 +859,7 @@ func (r *Runner) close(cause error) {
 	r.parts.each(func(p *partition) { open = append(open, p) })
 	for _, p := range open {
 		r.parts.remove(p.key)
-		if !r.unsettled {
+		if !r.unsettled.Load() {
 			r.serve.checkpoint(p)
 		}
 		if err := p.log.Close(); err != nil {
