@@ -67,7 +67,8 @@ func AsPoison(err error) (*Poison, bool) {
 }
 
 // Dead-letter header names. A dead letter keeps the original key and value
-// untouched; these headers say why it is there and where it came from.
+// untouched when it fits its topic; these headers say why it is there and
+// where it came from.
 const (
 	HeaderErrorClass      = "meshlet.error.class"
 	HeaderErrorMessage    = "meshlet.error.message"
