@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -86,6 +87,47 @@ func TestAbortedBatchIsTakenBack(t *testing.T) {
 			checkCounted(t, []*runtime.Runner{r}, len(published)+len(dead)+len(more))
 		})
 	}
+}
+
+// At least once, an aborted batch is consumed again too: nothing is lost,
+// and the log holds each event once, though the output may hold an event
+// twice (a record the brokers took before the batch failed).
+func TestAbortedBatchIsConsumedAgainAtLeastOnce(t *testing.T) {
+	s := startStack(t)
+	published, dead := s.feed(1, 60)
+	r, stop := s.runWith(s.dataDir, runtime.WithDelivery(runtime.AtLeastOnce))
+	s.waitEvents(int64(len(published) + len(dead)))
+	refused := s.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: s.product.Manifest.OutputPorts[0].Topic,
+		Err: kerr.InvalidRecord, Count: 1})
+	more := s.produceTo(0, genEvents(s.product.Manifest.InputPorts[0].Topic, 100, 20))
+	s.waitEvents(int64(len(published) + len(dead) + len(more)))
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if refused.Hits() == 0 || r.Stats().Aborted.Load() == 0 {
+		t.Fatalf("the refused produce (hit %d times) aborted %d batches; the test forced nothing", refused.Hits(), r.Stats().Aborted.Load())
+	}
+	all := append(published, more...)
+	if tl := s.ledger([]*runtime.Runner{r}, s.dataDir, all, dead); tl.lost > 0 {
+		t.Errorf("%d events lost", tl.lost)
+	}
+	keys := map[string]int{}
+	for _, recs := range localLogs(t, s.dataDir) {
+		for _, raw := range recs {
+			var e auditlog.Entry
+			if err := auditlog.ParseRecord(raw, &e); err != nil {
+				t.Fatal(err)
+			}
+			keys[string(e.Key)]++
+		}
+	}
+	for _, in := range all {
+		key := strings.TrimSuffix(strings.TrimPrefix(string(in.Key), `{"id":`), `}`)
+		if keys[key] != 1 {
+			t.Errorf("the log holds event %s %d times, want once", key, keys[key])
+		}
+	}
+	checkCounted(t, []*runtime.Runner{r}, len(published)+len(dead)+len(more))
 }
 
 // produceTo writes records to one partition of their topic.
