@@ -1,13 +1,16 @@
 package runtime_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/ports"
@@ -161,5 +164,44 @@ func TestLargeEvents(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A topic whose limit is lowered while the product runs refuses a record
+// the product still took for small enough: the batch aborts, the limits
+// are read again, and the batch consumed again sends the big event to the
+// dead-letter topic and commits the rest.
+func TestTopicLimitLoweredWhileRunning(t *testing.T) {
+	const bigID, lowered = 901, 200_000
+	s := startStackWith(t, stackConfig{inputMax: 16 << 20, input: map[string]string{"max.message.bytes": strconv.Itoa(16 << 20)}})
+	m := s.product.Manifest
+	in := m.InputPorts[0].Topic
+	first := s.produce(genEvents(in, 1, 10))
+	r, stop := s.runWith(s.dataDir)
+	s.waitEvents(int64(len(first)))
+
+	adm := kadm.NewClient(s.client)
+	v := strconv.Itoa(lowered)
+	resp, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &v}}, m.OutputPorts[0].Topic)
+	if err == nil {
+		_, err = resp.On(m.OutputPorts[0].Topic, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := s.produce([]*kgo.Record{bigEvent(in, bigID, 500_000)})[0]
+	after := s.produce(genEvents(in, 11, 10))
+	s.waitEvents(int64(len(first) + 1 + len(after)))
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Stats().Aborted.Load() == 0 {
+		t.Error("no batch aborted: the broker never refused the big record, so the test lowered nothing")
+	}
+	s.ledger([]*runtime.Runner{r}, s.dataDir, append(first, after...), []*kgo.Record{big}).check(t)
+	for _, d := range s.readTopic(m.DeadLetter.Topic, 1) {
+		if got := kafka.Header(d, ports.HeaderErrorClass); got != ports.ClassTooLarge.String() || !strings.Contains(kafka.Header(d, ports.HeaderErrorMessage), v) {
+			t.Errorf("dead letter: class %q, message %q; want too-large naming the limit %s", got, kafka.Header(d, ports.HeaderErrorMessage), v)
+		}
 	}
 }
