@@ -13,10 +13,11 @@ import (
 )
 
 // Limits of the Avro binary reader, the same as package schemas puts on
-// its decoder: the bytes come from a topic anyone with produce rights can
-// write to, so no length or count is trusted to size anything.
+// its decoder (a test holds them equal): the bytes come from a topic
+// anyone with produce rights can write to, so no length or count is
+// trusted to size anything.
 const (
-	maxAvroBytes = 1 << 20 // one string or bytes value
+	maxAvroBytes = 8 << 20 // one string or bytes value: schemas.MaxEventBytes, the largest event Meshlet takes
 	maxAvroItems = 100_000 // array and map elements of one whole record
 )
 

@@ -106,7 +106,7 @@
 // cached per id.
 //
 // The body is read with the writer schema straight into JSON, with no map
-// of Go values in between and package schemas' limits (64 levels, 1 MiB
+// of Go values in between and package schemas' limits (64 levels, 8 MiB
 // per string or bytes, 100,000 array and map elements per record, no
 // trailing bytes); the fuzz target holds the result to what rendering
 // hamba/avro's map of the same bytes gives. The JSON is then read exactly

@@ -67,7 +67,8 @@ func AsPoison(err error) (*Poison, bool) {
 }
 
 // Dead-letter header names. A dead letter keeps the original key and value
-// untouched; these headers say why it is there and where it came from.
+// untouched when it fits its topic; these headers say why it is there and
+// where it came from.
 const (
 	HeaderErrorClass      = "meshlet.error.class"
 	HeaderErrorMessage    = "meshlet.error.message"
@@ -75,4 +76,10 @@ const (
 	HeaderOriginPartition = "meshlet.origin.partition"
 	HeaderOriginOffset    = "meshlet.origin.offset"
 	HeaderProduct         = "meshlet.product"
+	// A dead letter too large for its topic keeps its headers but not its
+	// value (nor, when that is too large as well, its key): these say what
+	// it was, so the event can be found again at its origin.
+	HeaderValueDigest = "meshlet.value.sha256" // hex SHA-256 of the original value
+	HeaderValueBytes  = "meshlet.value.bytes"  // the original value's length
+	HeaderKeyDigest   = "meshlet.key.sha256"   // hex SHA-256 of the original key, when it was dropped too
 )

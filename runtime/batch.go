@@ -53,9 +53,10 @@ func (b *batch) rollback(m batchMark) {
 	b.eventTimes = b.eventTimes[:m.records]
 }
 
-// deadLetter queues in for the dead-letter topic with the poison's class.
-func (b *batch) deadLetter(topic, product string, in *kgo.Record, p *ports.Poison) {
-	b.produce = append(b.produce, kafka.DeadLetter(topic, product, in, p.Class, p.Err))
+// deadLetter queues in for the dead-letter topic with the poison's class;
+// limit is what the topic accepts (see limits.go).
+func (b *batch) deadLetter(topic, product string, in *kgo.Record, p *ports.Poison, limit int) {
+	b.produce = append(b.produce, kafka.DeadLetter(topic, product, in, p.Class, p.Err, limit))
 	b.deadLetters++
 	if b.deadLetterClasses == nil {
 		b.deadLetterClasses = make(map[deadLetterKey]int)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshlet/meshlet/auditlog"
 	"github.com/meshlet/meshlet/ports/kafka"
+	"github.com/meshlet/meshlet/schemas"
 )
 
 // The change log on Kafka.
@@ -122,10 +123,11 @@ func (c *changelog) close() {
 	c.cp.Close()
 }
 
-// changelogRecordLimit is the largest changelog record: an entry holds the
-// record published plus its provenance and hash, so it may be larger than
-// the output record it mirrors.
-const changelogRecordLimit = 8 << 20
+// changelogRecordLimit is the largest changelog record, the changelog and
+// checkpoint topics' max.message.bytes: the largest event (see limits.go).
+// An entry holds the record published plus its provenance and hash, so an
+// entry that would not fit makes its event too large.
+const changelogRecordLimit = schemas.MaxEventBytes
 
 // chunkBytes bounds a changelog record holding several entries: far under
 // the topic's limit, and small enough for brokers' default fetch sizes.

@@ -27,21 +27,33 @@ import (
 // extra options, and returns a stop function that waits for Run.
 func (s *stack) runWith(dir string, opts ...runtime.Option) (*runtime.Runner, func() error) {
 	s.t.Helper()
+	return s.runHooked(dir, nil, opts...)
+}
+
+// runHooked is runWith calling before between Start and Run (nil: nothing).
+func (s *stack) runHooked(dir string, before func(*runtime.Runner), opts ...runtime.Option) (*runtime.Runner, func() error) {
+	s.t.Helper()
 	base := []runtime.Option{runtime.SeedBrokers(s.brokers...), runtime.SchemaRegistry(s.registry), runtime.DataDir(dir),
 		runtime.Logger(slog.New(slog.NewTextHandler(s.t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})))}
 	r, err := runtime.Start(context.Background(), s.product, append(base, opts...)...)
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	if before != nil {
+		before(r)
+	}
 	s.runner = r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	exited := make(chan struct{})
+	s.exited = exited
 	go func() {
 		err := r.Run(ctx)
 		if err != nil {
 			s.t.Logf("Run: %v", err)
 		}
 		done <- err
+		close(exited)
 	}()
 	stop := sync.OnceValue(func() error { cancel(); return <-done })
 	s.t.Cleanup(func() { stop() })

@@ -25,19 +25,27 @@
 //     number and a system time (unix µs, max(now, previous+1), so strictly
 //     increasing per change log), its valid time defaulting to the source
 //     commit time; it is Avro-encoded with its port's registered schema id
-//     and queued for the port's topic. The partition's entries, of every
-//     port, are appended to its change log in one write and fsynced; an
-//     entry of another port than the first names it (auditlog.Entry.Port).
+//     and queued for the port's topic, once it and its change-log entry
+//     are known to fit their topics (see Record size). The partition's
+//     entries, of every port, are appended to its change log in one write
+//     and fsynced; an entry of another port than the first names it
+//     (auditlog.Entry.Port).
 //  4. Anything one event breaks (undecodable, unknown op, handler error or
-//     panic, an output that does not fit the schema) becomes a dead letter:
-//     a stage returns a *ports.Poison with its class, and the dead letter
-//     carries the original key and value, with headers naming the class,
-//     the message and the origin topic/partition/offset. The event's other
-//     outputs are rolled back first, so an event is published whole or not
-//     at all. The loop goes on.
-//  5. Produce the outputs and dead letters.
+//     panic, an output that does not fit the schema or is too large for its
+//     topic) becomes a dead letter: a stage returns a *ports.Poison with its
+//     class, and the dead letter carries the original key and value, with
+//     headers naming the class, the message and the origin
+//     topic/partition/offset. The event's other outputs are rolled back
+//     first, so an event is published whole or not at all. The loop goes on.
+//  5. Produce the outputs and dead letters, and wait for the result of every
+//     one (Session.Flush, then each promise). These results decide: End
+//     commits whatever the brokers acknowledged and aborts only on a
+//     rebalance, so a record a broker refused would otherwise be missing
+//     from a batch that committed. Any failure aborts the batch.
 //  6. End the transaction: outputs, dead letters and the input offsets commit
 //     together, so read_committed consumers see all of a batch or none of it.
+//     Nothing is counted (Stats, metrics, Redis, reprocessing progress)
+//     before this commit.
 //
 // # Exactly once, and the crash rule
 //
@@ -46,15 +54,32 @@
 // the protocol is: append first, and take back what did not commit.
 //
 //   - The transaction aborts (a produce failed, a rebalance came): End
-//     returns false and the batch's entries are rewound at once
-//     (auditlog.Log.Rewind back to the tail before the batch). The session
-//     has reset the consumer to the committed offsets; the batch is consumed
-//     again after a back-off that grows while failures persist.
-//   - End fails and its outcome is unknown, or the process dies anywhere from
-//     step 3 on: the next owner of the partition (this instance after a
-//     restart, or another one after a rebalance) reconciles when the
-//     partition is assigned. It reads the group's committed offset for the
-//     partition stably (waiting out a transaction still pending). Each
+//     returns false and the entries this batch appended are rewound at once
+//     (auditlog.Log.Rewind back to the tail before the batch, in the logs
+//     the batch reached only). The session has reset the consumer to the
+//     committed offsets (the at-least-once session does the same); the batch
+//     is consumed again after a back-off that grows while failures persist.
+//   - End fails and its outcome is unknown (a lost answer, a timeout, the
+//     broker gone): the loop settles it at once, waiting out a broker that
+//     is down (settle). It ends the transaction as aborted, which clears
+//     franz-go's unconfirmed state and bumps the producer epoch, fencing
+//     whatever may still be open; reads the group's committed offsets
+//     stably; reconciles every log with them as below; and sets the
+//     consumer there. A batch that did commit (the group's offset of a
+//     partition it processed moved past where it began) is counted then;
+//     one that did not is consumed again.
+//   - The session breaks (franz-go refuses to begin a transaction after some
+//     broker errors failed its producer id, or a failed End cannot be ended
+//     as aborted): it is closed and a new one joins under the same static
+//     member and transactional ids, and its assignment reconciles each
+//     partition, as after a restart (reopen). No checkpoint is signed over a
+//     log while its batch's outcome is unknown. A fenced producer stops the
+//     product: another replica runs as this instance.
+//   - The process dies anywhere from step 3 on: the next owner of the
+//     partition (this instance after a restart, or another one after a
+//     rebalance) reconciles when the partition is assigned. It reads the
+//     group's committed offset for the partition stably (waiting out a
+//     transaction still pending). Each
 //     offset commit carries, as its metadata, the change log's last sequence
 //     number at that commit (a commit marker), and it commits in the same
 //     transaction as the outputs; so the entries past the marker's sequence
@@ -79,6 +104,25 @@
 // restarted instance fences the zombie it replaces; the group instance id is
 // too (static membership), so it takes its old place in the group at once.
 //
+// # Record size
+//
+// The largest record Meshlet accepts is the one every step of its path
+// takes, written in one place (limits.go): never more than
+// schemas.MaxEventBytes (8 MiB), which is what the schemas decoder, and so
+// every reader of the log (index, query port, history, replay, a restore
+// from the changelog topic), reads back; and no more than the topic it goes
+// to accepts: the output and dead-letter topics' max.message.bytes, read at
+// start (the broker's default when a topic sets none), and the changelog
+// topic's own limit, measured as the producer measures a record batch,
+// before compression. The producer batches to the same per-topic limits.
+// An output record, or its change-log entry, that does not fit is a dead
+// letter of class too-large, naming the limit, and nothing of its event is
+// appended; a dead letter that does not fit its topic keeps its headers
+// and the SHA-256 digest and length of its value (and key, if need be),
+// and is never dropped. A broker that still refuses a record as too large
+// (its topic's limit lowered meanwhile) aborts the batch, and the limits
+// are read again before it is consumed again.
+//
 // # Duplicates from the source
 //
 // Debezium delivers at least once: after a connector restart it re-sends
@@ -93,12 +137,14 @@
 //
 // # Failure classes
 //
-// Poison (malformed input, handler error or panic, schema misfit) goes to the
-// dead-letter topic inside the batch's transaction. Transient failures
-// (broker or registry unavailable, timeouts) are retried with back-off and
-// drop nothing. Fatal ones (an incompatible schema, a corrupt change log, a
-// log that disagrees with the group beyond one batch) stop the product with
-// an error wrapping ErrFatal; `meshlet run` exits non-zero naming it.
+// Poison (malformed input, handler error or panic, schema misfit, a record
+// too large) goes to the dead-letter topic inside the batch's transaction.
+// Transient failures (broker or registry unavailable, timeouts, refused
+// produces, a broken session) are retried with back-off and drop nothing.
+// Fatal ones (an incompatible schema, a corrupt change log, a log that
+// disagrees with the group beyond one batch, a fenced producer) stop the
+// product with an error wrapping ErrFatal; `meshlet run` exits non-zero
+// naming it.
 //
 // # Control, reprocessing and governance
 //
@@ -218,5 +264,7 @@
 //
 // What is derived is rebuilt from the log: the dedup window on assignment,
 // the index when a query reads it, and Redis's current state, from each
-// log's applied mark on.
+// log's applied mark on: on assignment, and after an outage (a failed
+// apply, or applied marks lower than this replica set, as when Redis
+// restarted empty) at the next commit or idle poll.
 package runtime

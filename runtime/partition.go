@@ -23,7 +23,8 @@ type partition struct {
 	seen *window
 
 	// batchStart is the log's last seq before the current batch appended,
-	// so an aborted batch can be taken back exactly.
+	// so an aborted batch can be taken back exactly; appended says the
+	// current batch appended to this log (it is reset as each begins).
 	batchStart uint64
 	appended   bool
 	// committed holds the batch's entries until the batch commits, for the

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
@@ -57,8 +59,10 @@ type Runner struct {
 	log     *slog.Logger
 
 	sess     kafka.Session
-	kcl      atomic.Pointer[kgo.Client] // the session's client, once it exists
-	rdb      *redis.Client              // nil without Redis
+	join     func() (kafka.Session, error) // makes a session: at Start, and again by reopen
+	reopens  int                           // sessions reopened since the last committed batch
+	kcl      atomic.Pointer[kgo.Client]    // the session's client, once it exists
+	rdb      *redis.Client                 // nil without Redis
 	registry *schemas.Registry
 	inputs   map[string]*inputPort // by topic
 	outputs  outputs               // the stream output ports, in manifest order
@@ -69,6 +73,7 @@ type Runner struct {
 	// stops with it, since the callback itself cannot return an error.
 	assignErr atomic.Pointer[error]
 
+	limits  recordLimits // what each topic accepts; see limits.go
 	whole   wholeTx
 	clog    *changelog // nil: the local segments are the only copy (LocalLogOnly, at least once)
 	standby *standby
@@ -83,6 +88,11 @@ type Runner struct {
 
 	// batch holds the buffers one poll batch reuses.
 	batch batch
+	// unsettled: a batch's outcome was still unknown when the loop
+	// stopped or the session broke, so the logs may hold entries that
+	// never committed and no checkpoint may be signed over them until they
+	// are reconciled (at the next start, or the next session's assignment).
+	unsettled atomic.Bool
 }
 
 // stages is the chain every input record goes through; see stage.go.
@@ -193,6 +203,8 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 	if cfg.sessionTimeout > 0 {
 		g.Extra = append(g.Extra, kgo.SessionTimeout(cfg.sessionTimeout))
 	}
+	// Record batches are cut to what each topic accepts (limits.go).
+	g.Extra = append(g.Extra, kgo.ProducerBatchMaxBytesFn(r.limits.batchMax))
 	mirror := cfg.delivery == ExactlyOnce && !cfg.localLogOnly
 	if p.stateful() {
 		// A task's partitions (one number of every input) go together.
@@ -200,8 +212,7 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 	}
 	if mirror {
 		// Changelog records name their partition: the input partition's.
-		g.Extra = append(g.Extra, kgo.RecordPartitioner(kafka.Partitioner(kafka.ChangelogTopic(p.Manifest.ID))),
-			kgo.ProducerBatchMaxBytes(int32(changelogRecordLimit)))
+		g.Extra = append(g.Extra, kgo.RecordPartitioner(kafka.Partitioner(kafka.ChangelogTopic(p.Manifest.ID))))
 	}
 	if mirror {
 		// Before the session: joining the group may assign partitions,
@@ -217,14 +228,14 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 		return nil, err
 	}
 	if cfg.delivery == AtLeastOnce {
-		r.sess, err = kafka.AtLeastOnce(g)
+		r.join = func() (kafka.Session, error) { return kafka.AtLeastOnce(g) }
 	} else {
 		if cfg.transactionTimeout > 0 {
 			g.Extra = append(g.Extra, kgo.TransactionTimeout(cfg.transactionTimeout))
 		}
-		r.sess, err = kafka.Transactional(g)
+		r.join = func() (kafka.Session, error) { return kafka.Transactional(g) }
 	}
-	if err != nil {
+	if r.sess, err = r.join(); err != nil {
 		r.clog.close()
 		return nil, err
 	}
@@ -236,6 +247,7 @@ func Start(ctx context.Context, p *Product, opts ...Option) (*Runner, error) {
 			return nil, err
 		}
 	}
+	r.readLimits(ctx, r.sess.Client())
 	return r, nil
 }
 
@@ -348,6 +360,13 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			return err
 		}
 		pctx, cancel := r.control.pollContext(ctx)
+		if r.serve.lagging() {
+			// Redis is behind: an idle loop still lets it catch up.
+			var stop context.CancelFunc
+			pctx, stop = context.WithTimeout(pctx, time.Second)
+			release := cancel
+			cancel = func() { stop(); release() }
+		}
 		fetches := r.poll(pctx)
 		interrupted := pctx.Err() != nil
 		cancel()
@@ -378,6 +397,8 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			if plan.held == 0 {
 				r.sess.Settle(ctx)
 			}
+			// Before a rebalance may come: the partitions stand still.
+			r.serve.catchUp(ctx, &r.parts)
 			// An interrupted poll returns its error as a fetch, which
 			// blocks rebalances like records do: nothing is in flight.
 			r.sess.AllowRebalance()
@@ -386,12 +407,16 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		// A batch that started is finished even if shutdown is asked for
 		// meanwhile: committing it is the clean way out.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.batchTimeout)
-		committed, err := r.runBatch(bctx, fetches, plan)
+		committed, err := r.runBatch(bctx, ctx, fetches, plan)
 		cancel()
+		if errors.Is(err, errSessionBroken) {
+			err = r.reopen(ctx, err)
+		}
 		if err != nil {
 			return err
 		}
 		if committed {
+			r.reopens = 0
 			retry = backoff{min: retry.min, max: retry.max}
 			continue
 		}
@@ -413,13 +438,19 @@ func (r *Runner) poll(ctx context.Context) kgo.Fetches {
 // runBatch is one cycle of the batch loop; see the package doc. It reports
 // whether the batch committed; an error is fatal. plan says how far each
 // partition goes in whole-transaction mode (zero: all of every partition).
-func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPlan) (bool, error) {
+//
+// ctx bounds the batch; outer is the loop's, for what must outlast a
+// batch that failed (settle).
+func (r *Runner) runBatch(ctx, outer context.Context, fetches kgo.Fetches, plan holdPlan) (bool, error) {
 	defer r.sess.AllowRebalance()
 	if err := r.sess.Begin(); err != nil {
-		return false, fmt.Errorf("begin transaction: %w", err)
+		return false, fmt.Errorf("%w: begin transaction: %w", errSessionBroken, err)
 	}
 	b := &r.batch
 	b.reset()
+	// appended marks what this batch adds: a partition the batch does not
+	// reach must not be taken back to where an earlier batch began.
+	r.parts.each(func(p *partition) { p.appended = false })
 	stops, procErr := plan.stops, plan.err
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if procErr == nil {
@@ -442,30 +473,38 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPla
 	}
 	failpoint.Hit("runtime/after-append")
 
-	var produceErr atomic.Pointer[error]
-	for _, rec := range b.produce {
-		r.sess.Produce(ctx, rec, func(rec *kgo.Record, err error) {
-			if err != nil {
-				err = fmt.Errorf("produce to %s: %w", rec.Topic, err)
-				produceErr.CompareAndSwap(nil, &err)
-			}
-		})
-	}
+	produceErr := r.produceAll(ctx, b.produce)
 	stamp := r.stamp(stops)
 	failpoint.Hit("runtime/before-commit")
-	committed, err := r.sess.End(stamp.context(ctx), produceErr.Load() == nil)
+	committed, err := r.sess.End(stamp.context(ctx), produceErr == nil)
 	if err != nil {
 		// The outcome is unknown to us: ask the group what committed and
 		// make the logs agree with it, as after a crash.
 		r.log.Warn("ending the transaction failed; reconciling change logs with the committed offsets", "err", err)
-		return false, r.reconcileAll(ctx)
+		var settled bool
+		if committed, settled, err = r.settle(outer, fetches, stops); err != nil || !settled {
+			// Shutting down, or the session broke: the next start, or the
+			// next session's assignment, reconciles.
+			r.unsettled.Store(true)
+			return false, err
+		}
+		if !committed {
+			r.stats.Aborted.Add(1)
+			r.metrics.batches.WithLabelValues("aborted").Inc()
+			return false, nil
+		}
 	}
 	failpoint.Hit("runtime/after-commit")
 	if !committed {
-		if p := produceErr.Load(); p != nil {
-			r.log.Warn("batch aborted; it will be consumed again", "err", *p)
+		if produceErr != nil {
+			r.log.Warn("batch aborted: a record was not acknowledged; it will be consumed again", "err", produceErr)
+			if errors.Is(produceErr, kerr.MessageTooLarge) {
+				// A topic's limit went down since it was read: read it
+				// again, so the batch consumed again meets it.
+				r.readLimits(ctx, r.sess.Client())
+			}
 		} else {
-			r.log.Warn("batch aborted by a rebalance; it will be consumed again")
+			r.log.Warn("batch aborted (a rebalance, or the brokers refused its offset commit or EndTxn); it will be consumed again")
 		}
 		r.stats.Aborted.Add(1)
 		r.metrics.batches.WithLabelValues("aborted").Inc()
@@ -474,6 +513,46 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPla
 	if err := r.commitState(); err != nil {
 		return false, err
 	}
+	r.counted(ctx, fetches, plan)
+	return true, nil
+}
+
+// produceAll sends the batch's records and waits for the result of every
+// one: those results, not End, decide whether the batch commits. End
+// commits whatever the brokers acknowledged, so a record one refused (too
+// large, say) would otherwise be missing from a batch that committed. It
+// returns the first failure.
+func (r *Runner) produceAll(ctx context.Context, recs []*kgo.Record) error {
+	var (
+		first   atomic.Pointer[error]
+		pending sync.WaitGroup
+	)
+	pending.Add(len(recs))
+	for _, rec := range recs {
+		r.sess.Produce(ctx, rec, func(rec *kgo.Record, err error) {
+			defer pending.Done()
+			if err != nil {
+				err = fmt.Errorf("produce %d bytes to %s/%d: %w", len(rec.Value), rec.Topic, rec.Partition, err)
+				first.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	if err := r.sess.Flush(ctx); err != nil {
+		return fmt.Errorf("waiting for the batch's %d records to be acknowledged: %w", len(recs), err)
+	}
+	// A record failed before it was buffered may have its result
+	// delivered apart from the flush.
+	pending.Wait()
+	if p := first.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// counted accounts for a batch that committed: the counters, reprocessing
+// progress, Redis and checkpoints move only now.
+func (r *Runner) counted(ctx context.Context, fetches kgo.Fetches, plan holdPlan) {
+	b, stops := &r.batch, plan.stops
 	r.putBack(stops)
 	in := 0
 	inByTopic := make(map[string]int, len(r.inputs))
@@ -492,6 +571,7 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPla
 	r.stats.Skipped.Add(int64(b.skipped))
 	r.stats.Duplicates.Add(int64(b.duplicates))
 	r.stats.Batches.Add(1)
+	r.unsettled.Store(false) // every open log was reconciled when it was assigned
 	r.reprocessProgress(heads)
 	r.metrics.committed(b, inByTopic)
 	r.serve.afterCommit(ctx, &r.parts)
@@ -505,7 +585,116 @@ func (r *Runner) runBatch(ctx context.Context, fetches kgo.Fetches, plan holdPla
 	} else {
 		r.whole.idle.attempt = 0
 	}
-	return true, nil
+}
+
+// settle finds out what became of a batch whose End failed (a lost
+// connection, a timeout: the commit may or may not have happened). It
+// ends the transaction as aborted, which clears franz-go's unconfirmed
+// state and bumps the producer epoch, fencing whatever may still be open
+// on the brokers; then it reads what the group committed, stably, makes
+// the change logs agree with it, and sets the consumer there. The batch
+// committed when the group's offset of a partition it processed moved past
+// where the batch began. ctx is the loop's: settling waits out a broker
+// that is down, for as long as it takes, until shutdown.
+func (r *Runner) settle(ctx context.Context, fetches kgo.Fetches, stops map[partitionKey]int64) (committed, settled bool, err error) {
+	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	for {
+		_, err := r.sess.End(ctx, false)
+		if err == nil {
+			break
+		}
+		if !kerr.IsRetriable(err) && b.attempt >= 3 || b.attempt >= 30 {
+			// The session will not heal: a new one reconciles on
+			// assignment what this one could not.
+			return false, false, fmt.Errorf("%w: end the failed transaction: %w", errSessionBroken, err)
+		}
+		if b.attempt%10 == 0 {
+			r.log.Warn("cannot end the failed transaction yet; retrying", "err", err)
+		}
+		if err := b.wait(ctx); err != nil {
+			return false, false, r.stopping(err)
+		}
+	}
+	cl := r.sess.Client()
+	set := map[string]map[int32]kgo.EpochOffset{}
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 || err != nil {
+			return
+		}
+		k := partitionKey{fp.Topic, fp.Partition}
+		var at int64
+		var ok bool
+		if at, _, ok, err = r.committedOffset(ctx, cl, k); err != nil || !ok {
+			return
+		}
+		if recs := processed(fp, stopAt(stops, fp)); len(recs) > 0 && at > recs[0].Offset {
+			committed = true
+		}
+		if set[k.topic] == nil {
+			set[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		set[k.topic][k.partition] = kgo.EpochOffset{Epoch: -1, Offset: at}
+	})
+	if err == nil {
+		err = r.reconcileAll(ctx, committed)
+	}
+	if err != nil {
+		return false, false, r.stopping(err)
+	}
+	cl.SetOffsets(set)
+	if committed {
+		r.log.Info("the failed transaction end had committed; the batch stands")
+	} else {
+		r.log.Info("the failed transaction end had not committed; the batch will be consumed again")
+	}
+	return committed, true, nil
+}
+
+// errSessionBroken marks a Kafka session the client cannot go on with:
+// franz-go refuses to begin another transaction once some broker errors
+// failed its producer id for good, and a failed End that cannot even be
+// ended as aborted leaves it stuck.
+var errSessionBroken = errors.New("the Kafka session is broken")
+
+// reopen replaces a broken session with a new one, as a restart would: the
+// old one leaves (its partitions are revoked and their logs closed), the
+// new one joins under the same static member and transactional ids, which
+// fences whatever the old producer left open, and reconciles each
+// partition it is assigned with what committed. A fenced producer is not
+// reopened (another replica runs under this instance id), nor is one that
+// keeps breaking without a batch committing in between.
+func (r *Runner) reopen(ctx context.Context, cause error) error {
+	var ke *kerr.Error
+	if errors.As(cause, &ke) && (ke == kerr.ProducerFenced || ke == kerr.InvalidProducerEpoch || ke == kerr.TransactionalIDAuthorizationFailed) {
+		return fmt.Errorf("%w: %w", ErrFatal, cause)
+	}
+	if r.reopens++; r.reopens > 5 {
+		return fmt.Errorf("%w: %w (reopened %d times without a batch committing)", ErrFatal, cause, r.reopens-1)
+	}
+	r.log.Warn("the Kafka session cannot go on; leaving the group and joining again", "err", cause, "attempt", r.reopens)
+	r.sess.Close()
+	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	for {
+		sess, err := r.join()
+		if err == nil {
+			r.sess = sess
+			r.kcl.Store(sess.Client())
+			return nil
+		}
+		r.log.Warn("cannot join the group again yet; retrying", "err", err)
+		if err := b.wait(ctx); err != nil {
+			return nil
+		}
+	}
+}
+
+// stopping is err, or nil when it only says the product is shutting down:
+// what did not settle then is reconciled at the next start.
+func (r *Runner) stopping(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // stopAt is where partition fp's processing stops in this batch.
@@ -550,13 +739,18 @@ func (r *Runner) takeBackBatch() (err error) {
 	return err
 }
 
-func (r *Runner) reconcileAll(ctx context.Context) (err error) {
+// reconcileAll makes every open change log agree with what the group
+// committed. committed says the batch in flight did commit, so its entries
+// stay queued for Redis.
+func (r *Runner) reconcileAll(ctx context.Context, committed bool) (err error) {
 	r.parts.each(func(p *partition) {
 		if err != nil {
 			return
 		}
 		p.appended = false
-		p.committed = p.committed[:0]
+		if !committed {
+			p.committed = p.committed[:0]
+		}
 		err = r.reconcile(ctx, r.sess.Client(), p)
 	})
 	if err == nil {
@@ -598,7 +792,8 @@ func (r *Runner) processPartition(ctx context.Context, fp kgo.FetchTopicPartitio
 			b.rollback(mark)
 			st.rollback(sp)
 			r.log.Warn("dead letter", "class", poison.Class.String(), "topic", in.Topic, "partition", in.Partition, "offset", in.Offset, "err", poison.Err)
-			b.deadLetter(r.product.Manifest.DeadLetter.Topic, r.product.Manifest.ID, in, poison)
+			dlq := r.product.Manifest.DeadLetter.Topic
+			b.deadLetter(dlq, r.product.Manifest.ID, in, poison, r.limits.of(dlq))
 			continue
 		}
 		if err != nil {
@@ -665,7 +860,9 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 		for _, n := range ps {
 			r.revokeState(partitionKey{topic, n})
 			if p := r.parts.remove(partitionKey{topic, n}); p != nil {
-				r.serve.checkpoint(p) // between batches: every entry is committed
+				if !r.unsettled.Load() {
+					r.serve.checkpoint(p) // between batches: every entry is committed
+				}
 				if err := p.log.Close(); err != nil {
 					r.log.Error("close change log", "topic", topic, "partition", n, "err", err)
 				}
@@ -691,7 +888,9 @@ func (r *Runner) close(cause error) {
 	r.parts.each(func(p *partition) { open = append(open, p) })
 	for _, p := range open {
 		r.parts.remove(p.key)
-		r.serve.checkpoint(p)
+		if !r.unsettled.Load() {
+			r.serve.checkpoint(p)
+		}
 		if err := p.log.Close(); err != nil {
 			r.log.Error("close change log", "topic", p.key.topic, "partition", p.key.partition, "err", err)
 		}

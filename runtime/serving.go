@@ -39,8 +39,14 @@ type serving struct {
 	checkpointing sync.WaitGroup
 	busy          atomic.Bool
 
+	rdb     *redis.Client // nil without Redis
 	current *query.RedisStore
 	pending []auditlog.Fact // committed facts Redis has not taken yet
+	// behind: an apply to Redis failed, or Redis lost what it held. Redis
+	// may come back empty (a restart without persistence), so it catches
+	// up from the logs, from its applied marks, not from pending alone.
+	behind bool
+	marks  map[string]uint64 // the applied mark this replica last set per log
 
 	store *auditlog.Store
 	mgmt  *mgmt.Server
@@ -88,7 +94,7 @@ func startServing(ctx context.Context, d servingDeps) (*serving, error) {
 		if err := d.rdb.Ping(ctx).Err(); err != nil {
 			s.log.Warn("redis unreachable; current state will catch up when it is back", "addr", d.rdb.Options().Addr, "err", err)
 		}
-		s.current = query.NewRedisStore(d.rdb, d.product)
+		s.rdb, s.current = d.rdb, query.NewRedisStore(d.rdb, d.product)
 	}
 	if d.httpAddr == "" {
 		return s, nil
@@ -142,23 +148,80 @@ func (s *serving) afterCommit(ctx context.Context, parts *partitions) {
 			}
 			p.committed = p.committed[:0]
 		})
-		err := s.current.Apply(ctx, s.pending...)
-		if err == nil {
-			err = s.markApplied(ctx, s.pending)
+		if !s.behind {
+			s.checkMarks(ctx)
 		}
-		if err != nil {
-			if len(s.pending) > maxPendingFacts {
-				s.log.Error("redis unreachable too long; current state dropped the oldest updates, restart to rebuild it",
-					"dropped", len(s.pending)-maxPendingFacts)
-				s.pending = s.pending[len(s.pending)-maxPendingFacts:]
-			}
-			s.log.Warn("redis apply failed; will retry with the next batch", "pending", len(s.pending), "err", err)
+		if s.behind {
+			s.catchUp(ctx, parts)
 		} else {
-			s.pending = s.pending[:0]
+			err := s.current.Apply(ctx, s.pending...)
+			if err == nil {
+				err = s.markApplied(ctx, s.pending)
+			}
+			if err != nil {
+				s.behind = true
+				s.log.Warn("redis apply failed; the current state catches up from the change logs once it answers", "pending", len(s.pending), "err", err)
+			} else {
+				s.pending = s.pending[:0]
+			}
+		}
+		if len(s.pending) > maxPendingFacts {
+			// The logs hold them all: catching up rebuilds from there.
+			s.pending = s.pending[len(s.pending)-maxPendingFacts:]
 		}
 	}
 	if time.Since(s.lastCheckpoint) >= s.checkpointInterval && !s.busy.Load() {
 		s.checkpointInBackground(parts)
+	}
+}
+
+// checkMarks compares Redis's applied marks of the logs about to be
+// applied with the ones this replica set: a lower mark means Redis lost
+// its state (restarted without persistence, flushed), which its answers
+// to applies would never show.
+func (s *serving) checkMarks(ctx context.Context) {
+	seen := map[string]bool{}
+	for i := range s.pending {
+		log := s.pending[i].Log
+		if seen[log] || s.marks[log] == 0 {
+			continue
+		}
+		seen[log] = true
+		got, err := s.current.Applied(ctx, log)
+		if err != nil || got < s.marks[log] {
+			s.behind = true
+			if err == nil {
+				s.log.Warn("redis lost the current state (restarted or flushed); rebuilding it from the change logs", "log", log, "applied_mark", got, "set", s.marks[log])
+			}
+			return
+		}
+	}
+}
+
+// lagging reports that Redis's current state is behind the committed logs.
+func (s *serving) lagging() bool { return s != nil && s.behind }
+
+// catchUp brings Redis level with the open logs after it failed: each
+// log's entries past its applied mark, which covers a Redis that lost
+// everything as well as one that only missed the pending updates. It runs
+// between batches (after a commit, or when the loop is idle).
+func (s *serving) catchUp(ctx context.Context, parts *partitions) {
+	if s == nil || !s.behind {
+		return
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return // still down: the next commit or idle poll tries again
+	}
+	ok := true
+	parts.each(func(p *partition) {
+		if ok && s.rebuild(ctx, p) != nil {
+			ok = false
+		}
+	})
+	if ok {
+		s.behind = false
+		s.pending = s.pending[:0]
+		s.log.Info("redis answers again; the current state caught up from the change logs")
 	}
 }
 
@@ -173,6 +236,10 @@ func (s *serving) markApplied(ctx context.Context, facts []auditlog.Fact) error 
 		if err := s.current.MarkApplied(ctx, log, seq); err != nil {
 			return err
 		}
+		if s.marks == nil {
+			s.marks = map[string]uint64{}
+		}
+		s.marks[log] = max(s.marks[log], seq)
 	}
 	return nil
 }
@@ -181,19 +248,20 @@ func (s *serving) markApplied(ctx context.Context, facts []auditlog.Fact) error 
 // what Redis lost while this or another replica was down, or all of it
 // after a flush. It runs on assignment; a Redis that is down is left to
 // the next assignment (and to the batches, for what they commit).
-func (s *serving) rebuild(ctx context.Context, p *partition) {
+func (s *serving) rebuild(ctx context.Context, p *partition) error {
 	if s == nil || s.current == nil {
-		return
+		return nil
 	}
 	name := p.key.String()
 	from, err := s.current.Applied(ctx, name)
 	if err != nil {
-		s.log.Warn("redis: cannot read what it holds of a log; its current state is rebuilt on the next assignment", "log", name, "err", err)
-		return
+		s.behind = true
+		s.log.Warn("redis: cannot read what it holds of a log; its current state is rebuilt once it answers", "log", name, "err", err)
+		return err
 	}
 	n, _, _ := p.log.Tail()
 	if from >= n {
-		return
+		return nil
 	}
 	var facts []auditlog.Fact
 	applied := uint64(0)
@@ -220,10 +288,12 @@ func (s *serving) rebuild(ctx context.Context, p *partition) {
 		err = flush()
 	}
 	if err != nil {
-		s.log.Warn("redis: rebuilding the current state from the change log stopped; it goes on at the next assignment", "log", name, "applied", applied, "err", err)
-		return
+		s.behind = true
+		s.log.Warn("redis: rebuilding the current state from the change log stopped; it goes on once Redis answers", "log", name, "applied", applied, "err", err)
+		return err
 	}
 	s.log.Info("redis: current state rebuilt from the change log", "log", name, "entries", applied, "from_seq", from+1)
+	return nil
 }
 
 // checkpointInBackground signs a checkpoint of every open change log up to

@@ -27,6 +27,9 @@ func encode(outs outputs, now func() int64) stage {
 				ev.seq++
 				ev.sysTime = max(now(), ev.sysTime+1)
 				if err := outs[ev.dest[i]].add(ev, i); err != nil {
+					if _, ok := ports.AsPoison(err); ok {
+						return err // too large
+					}
 					return ports.Poisoned(ports.ClassSchema, err)
 				}
 			}
@@ -54,6 +57,9 @@ type outputPort struct {
 	schema               *schemas.Schema
 	schemaID             int
 	records              atomic.Int64 // committed
+	// limit is the largest record the topic accepts, entryLimit the
+	// largest changelog record (0: no changelog topic); see limits.go.
+	limit, entryLimit int
 }
 
 // logPort is the port as a change-log entry names it: empty for the first.
@@ -150,7 +156,13 @@ func (o *outputPort) add(ev *event, i int) error {
 			SourcePosition: ev.position(ev.from[i]), SchemaID: uint32(o.schemaID),
 		},
 	})
-	b.produce = append(b.produce, &kgo.Record{Topic: o.topic, Key: key, Value: wire})
+	rec := &kgo.Record{Topic: o.topic, Key: key, Value: wire}
+	if err := o.fits(rec, &b.entries[len(b.entries)-1]); err != nil {
+		b.entries = b.entries[:len(b.entries)-1]
+		b.arena = b.arena[:start]
+		return err
+	}
+	b.produce = append(b.produce, rec)
 	b.records++
 	b.eventTimes = append(b.eventTimes, recordTime{eventTime(c.CommitTime.UnixMicro(), in.Timestamp.UnixMicro()), o.index})
 	return nil

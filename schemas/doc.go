@@ -37,10 +37,11 @@
 //
 //   - a structural walk over a compiled form of the writer schema, which
 //     proves the body is exactly one well-formed value before hamba runs:
-//     strings and bytes at most 1 MiB and within the body, at most 100,000
-//     array and map elements in the whole event (not per array, or nested
-//     arrays multiply), nesting at most 64 deep, union and enum indexes in
-//     range, no trailing bytes;
+//     strings and bytes at most MaxEventBytes (8 MiB, the largest event
+//     Meshlet publishes, so whatever it wrote reads back) and within the
+//     body, at most 100,000 array and map elements in the whole event (not
+//     per array, or nested arrays multiply), nesting at most 64 deep,
+//     union and enum indexes in range, no trailing bytes;
 //   - one frozen hamba config with MaxByteSliceSize and MaxSliceAllocSize
 //     set to the same limits, and a recover around the call, in case the
 //     walk and hamba ever disagree.

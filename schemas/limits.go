@@ -2,12 +2,21 @@ package schemas
 
 import "github.com/hamba/avro/v2"
 
+// MaxEventBytes is the largest event Meshlet writes or reads: no record it
+// publishes is larger, whatever a topic would accept (package runtime
+// checks each against this and its topics' limits), and the decoder reads
+// a string or bytes value of up to this size, so every entry the change
+// log holds reads back.
+const MaxEventBytes = 8 << 20
+
 // Decode limits, in one place. An event is read from a topic anyone with
 // produce rights can write to, so a length or count field must never be
 // trusted to size an allocation.
 const (
-	// maxBytesLen bounds one string or bytes value.
-	maxBytesLen = 1 << 20
+	// maxBytesLen bounds one string or bytes value: no value is larger
+	// than the event that holds it. A length must also lie within the
+	// body (the walk checks), so the bound costs no allocation.
+	maxBytesLen = MaxEventBytes
 	// maxItems bounds the array and map elements of one whole event, not of
 	// one array: nested arrays would otherwise multiply a small input into
 	// billions of elements.

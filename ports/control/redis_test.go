@@ -299,3 +299,31 @@ func TestRedisKilledInstanceRedoesOnlyUnfinished(t *testing.T) {
 	}
 	waitFor(t, "every delivery acked", func() bool { return pendingCount(t, rdb, "a") == 0 })
 }
+
+// Redis restarted without persistence (here: flushed) loses the stream and
+// the instance's group: the instance joins again by itself and runs the
+// commands issued after that.
+func TestRedisLostGroupIsJoinedAgain(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	a := newRedisBus(t, rdb, "a")
+	var ra recorder
+	start(t, a, ra.handle)
+	before := validCommand(KindPause)
+	publish(t, a, before)
+	outcomes(t, a, before.ID, "a")
+
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the group joined again", func() bool {
+		groups, err := rdb.XInfoGroups(context.Background(), testStream).Result()
+		return err == nil && slices.ContainsFunc(groups, func(g redis.XInfoGroup) bool { return g.Name == "a" })
+	})
+	after := validCommand(KindResume)
+	publish(t, a, after)
+	outcomes(t, a, after.ID, "a")
+	if got := ra.ids(); !slices.Equal(got, []string{before.ID, after.ID}) {
+		t.Fatalf("handled %v, want %s then %s", got, before.ID, after.ID)
+	}
+}

@@ -83,7 +83,9 @@ func (t *redisTransport) subscriber(context.Context) (message.Subscriber, error)
 		ShouldClaimPendingMessage:     func(redis.XPendingExt) bool { return false },
 		DisableIndefiniteInitialBlock: true, // bound every read by blockTime
 		ShouldStopOnReadErrors: func(err error) bool {
-			return errors.Is(err, context.Canceled) || errors.Is(err, redis.ErrClosed)
+			// NOGROUP: Redis lost the group (see Subscribe); watermill
+			// would retry the read forever.
+			return errors.Is(err, context.Canceled) || errors.Is(err, redis.ErrClosed) || strings.HasPrefix(err.Error(), "NOGROUP")
 		},
 	}, t.wlog)
 	if err != nil {
@@ -119,16 +121,31 @@ func (s *resumingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 		if !s.replay(ctx, out) {
 			return
 		}
-		in, err := s.sub.Subscribe(ctx, topic)
-		if err != nil {
-			s.t.wlog.Error("control: subscribe", err, watermill.LogFields{"stream": s.t.stream})
-			return
-		}
-		for m := range in {
-			select {
-			case out <- m:
-			case <-ctx.Done():
-				return // m stays pending; the next run replays it
+		for {
+			in, err := s.sub.Subscribe(ctx, topic)
+			if err != nil {
+				s.t.wlog.Error("control: subscribe", err, watermill.LogFields{"stream": s.t.stream})
+				return
+			}
+			for m := range in {
+				select {
+				case out <- m:
+				case <-ctx.Done():
+					return // m stays pending; the next run replays it
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			// The read stopped while the run goes on: Redis lost the
+			// group (it restarted without persistence, or was flushed),
+			// and with it the stream. Join again, at the stream's end as
+			// a new instance does, and read on.
+			s.t.wlog.Info("control: the consumer group is gone from Redis; joining again", watermill.LogFields{"stream": s.t.stream})
+			for s.t.join(ctx) != nil {
+				if !sleep(ctx, nackSleep) {
+					return
+				}
 			}
 		}
 	}()

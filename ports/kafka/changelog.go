@@ -127,6 +127,15 @@ func ChangelogRecord(topic string, p int32, log string, value []byte) *kgo.Recor
 		Headers: []kgo.RecordHeader{{Key: HeaderChangelogFormat, Value: []byte("1")}}}
 }
 
+// ChangelogRecordBytes bounds from above the record batch of a changelog
+// record alone (see RecordBatchBytes): its key names the log in logBytes,
+// its value is a chunk of chunkBytes.
+func ChangelogRecordBytes(logBytes, chunkBytes int) int {
+	return recordBatchBytes(logBytes, chunkBytes, changelogHeaders)
+}
+
+var changelogHeaders = []kgo.RecordHeader{{Key: HeaderChangelogFormat, Value: []byte("1")}}
+
 // Partitioner sends records of the manual topics to the partition they
 // name, and every other record where franz-go's default would.
 func Partitioner(manual ...string) kgo.Partitioner {

@@ -52,7 +52,7 @@ func TestRecentDeadLettersReadsTheCommittedTail(t *testing.T) {
 	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	letter := func(i int, class ports.Class) *kgo.Record {
 		in := &kgo.Record{Topic: "cdc", Partition: int32(i % 3), Offset: int64(100 + i), Key: []byte(fmt.Sprintf(`{"id":%d}`, i)), Value: []byte("{bad")}
-		d := DeadLetter(dlq, "urn:dataproduct:x:y", in, class, fmt.Errorf("event %d: %s", i, strings.Repeat("é", 700)))
+		d := DeadLetter(dlq, "urn:dataproduct:x:y", in, class, fmt.Errorf("event %d: %s", i, strings.Repeat("é", 700)), 0)
 		d.Partition = int32(i % 2)
 		d.Timestamp = base.Add(time.Duration(i) * time.Second)
 		return d

@@ -18,8 +18,15 @@ type Session interface {
 	AllowRebalance()
 	Begin() error
 	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
+	// Flush waits until every record produced so far has its result. The
+	// batch loop decides on those results: End commits whatever the
+	// brokers acknowledged, so a record one refused would silently be
+	// missing from a committed batch.
+	Flush(ctx context.Context) error
 	// End publishes the batch: commit true makes outputs and offsets
-	// visible together; false abandons it. It reports whether it committed.
+	// visible together; false abandons it and sets the consumer back to
+	// the committed offsets, so the batch is consumed again. It reports
+	// whether it committed.
 	End(ctx context.Context, commit bool) (bool, error)
 	// Settle, called between batches when the last poll brought nothing
 	// and no polled record waits, makes sure the next revocation reaches
@@ -196,6 +203,8 @@ func (s *txnSession) Settle(ctx context.Context) {
 // revoke that leaving causes must be let through.
 func (s *txnSession) Close() { s.CloseAllowingRebalance() }
 
+func (s *txnSession) Flush(ctx context.Context) error { return s.Client().Flush(ctx) }
+
 // plainSession is at-least-once: produce, flush, then commit offsets.
 type plainSession struct{ cl *kgo.Client }
 
@@ -212,11 +221,17 @@ func (s plainSession) Produce(ctx context.Context, r *kgo.Record, promise func(*
 	s.cl.Produce(ctx, r, promise)
 }
 
+func (s plainSession) Flush(ctx context.Context) error { return s.cl.Flush(ctx) }
+
 func (s plainSession) End(ctx context.Context, commit bool) (bool, error) {
 	if err := s.cl.Flush(ctx); err != nil {
 		return false, err
 	}
 	if !commit {
+		// As a transaction's abort does: consume the batch again from the
+		// last commit (a partition never committed is set to offset 0,
+		// which the reset policy takes to its start).
+		s.cl.SetOffsets(s.cl.CommittedOffsets())
 		return false, nil
 	}
 	if err := s.cl.CommitUncommittedOffsets(ctx); err != nil {
