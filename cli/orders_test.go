@@ -2,12 +2,15 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/meshlet/meshlet/examples/orders/orders"
 )
 
 // ordersBin is the orders example's binary (examples/orders), built once,
@@ -86,5 +89,34 @@ func TestOrdersDev(t *testing.T) {
 				t.Errorf("lint did not check %s of port %s:\n%s", check, port, lout)
 			}
 		}
+	}
+}
+
+// TestDevFeedReplacesAPortsRecordings: --feed PORT=FILE replaces every
+// recording of the port, in the place of its first, and keeps its key
+// columns; the other ports' recordings keep their order.
+func TestDevFeedReplacesAPortsRecordings(t *testing.T) {
+	p, err := orders.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []feed
+	for _, r := range orders.Recorded() {
+		own = append(own, feed{r.Port, r.Name, r.Data, r.KeyFields})
+	}
+	file := filepath.Join(t.TempDir(), "customers.txt")
+	if err := os.WriteFile(file, []byte(`{"before":null,"after":{"id":1},"op":"c"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := devFeeds(p, own, []string{orders.CustomersPort + "=" + file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].name != file || got[0].port != orders.CustomersPort || strings.Join(got[0].keyFields, ",") != "id" ||
+		got[1].port != orders.OrdersPort {
+		t.Fatalf("feeds %v: want the file for customers-cdc first, then the orders", got)
+	}
+	if _, err := devFeeds(p, own, []string{"no-such-port=" + file}); err == nil {
+		t.Fatal("a --feed for an unknown port was taken")
 	}
 }

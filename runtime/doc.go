@@ -246,7 +246,11 @@
 // partition number: the partitions of that number of every input topic,
 // which must all have as many partitions (checked at Start:
 // ErrNotCoPartitioned) and are assigned together (range balancing).
-// Each task has a state log, mirrored to the changelog topic as
+// Equal counts are what Start can check; a join also needs each row and
+// the rows that refer to it on one partition number, so the topics must
+// be partitioned by the join column (Debezium's PartitionRouting
+// transform, as examples/orders does), or keyed alike for a join on the
+// key. Each task has a state log, mirrored to the changelog topic as
 // meshlet.state-<n> in the batch's transaction, and a pebble store (package
 // state). Handlers of the task's partitions share the batch's state.Txn; a
 // dead-lettered or duplicate event's state writes are rolled back with its
