@@ -1,4 +1,4 @@
-// Package hygiene checks what the repository tracks: no compiled binary,
+// Package hygiene checks what the repository tracks: no compiled binary, no symbolic link,
 // and no file over MaxSize unless a reason for it is recorded next to it
 // (a file of the same name with ".why" appended, saying why it must be
 // there). `make test` runs the check on `git ls-files`, so a build output
@@ -71,6 +71,11 @@ func Check(root string, paths []string) ([]Finding, error) {
 	var out []Finding
 	head := make([]byte, 4096)
 	for _, p := range paths {
+		if lst, err := os.Lstat(filepath.Join(root, p)); err == nil && lst.Mode()&os.ModeSymlink != 0 {
+			to, _ := os.Readlink(filepath.Join(root, p))
+			out = append(out, Finding{p, fmt.Sprintf("is a symbolic link (to %s): a link into one machine's files (node_modules, say) does not belong in the repository (git rm --cached %s)", to, p)})
+			continue
+		}
 		f, err := os.Open(filepath.Join(root, p))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // deleted in the work tree, not yet committed

@@ -60,6 +60,10 @@ func TestCheckFindsBinariesAndUnexplainedLargeFiles(t *testing.T) {
 		}
 		paths = append(paths, p)
 	}
+	if err := os.Symlink(filepath.Join(root, "README.md"), filepath.Join(root, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	paths = append(paths, "node_modules")
 	slices.Sort(paths)
 	findings, err := Check(root, paths)
 	if err != nil {
@@ -69,7 +73,7 @@ func TestCheckFindsBinariesAndUnexplainedLargeFiles(t *testing.T) {
 	for _, f := range findings {
 		got = append(got, f.Path)
 	}
-	want := []string{"cmd/tool/tool", "data/big.json", "data/empty.json", "lib.a"}
+	want := []string{"cmd/tool/tool", "data/big.json", "data/empty.json", "lib.a", "node_modules"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("findings %v, want %v", findings, want)
 	}
