@@ -42,11 +42,15 @@ bench-stages:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./cdc ./transforms ./auditlog ./schemas ./contracts
 	$(GO) test -run '^$$' -bench Pipeline -benchmem -benchtime 100000x -count 3 ./runtime
 
-## crash: the full crash test (a real process killed 25 times over 100,000+
-## events) and the scale-out test; a smaller crash test runs in make test
+## crash: the full crash tests: a real process killed 100 times over 100,000+
+## events, the kills spread over the whole run (some during a reprocessing),
+## 30 more in whole-transaction mode, then the scale-out tests (separate
+## disks, a wiped data directory); each crash test prints where its kills
+## landed. A smaller run of each is part of make test.
 crash:
-	MESHLET_CRASH_EVENTS=100000 MESHLET_CRASH_KILLS=25 MESHLET_SCALE_EVENTS=30000 \
-		$(GO) test -count=1 -timeout 40m -v -run 'TestCrashExactlyOnce|TestScaleOut' ./cli
+	MESHLET_CRASH_EVENTS=100000 MESHLET_CRASH_KILLS=100 MESHLET_CRASH_TX_EVENTS=30000 MESHLET_CRASH_TX_KILLS=30 \
+	MESHLET_SCALE_EVENTS=30000 \
+		$(GO) test -count=1 -timeout 40m -v -run 'TestCrash|TestScaleOut|TestWipeRunningDataDirectory' ./cli
 
 ## fuzz: every decoder's fuzz target, FUZZTIME each
 FUZZ_CDC     := FuzzDecodeDebeziumJSON FuzzDecodeDebeziumAvro FuzzDecodeCanalJSON FuzzDecodeMaxwellJSON FuzzDecodeOggJSON FuzzTxAssembler FuzzMeshletAvro FuzzRowDecoder
