@@ -42,13 +42,16 @@ bench-stages:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./cdc ./transforms ./auditlog ./schemas ./contracts
 	$(GO) test -run '^$$' -bench Pipeline -benchmem -benchtime 100000x -count 3 ./runtime
 
-## crash: the full crash test (a real process killed 25 times over 100,000+
-## events), the same for the stateful orders example (20,000 events), and
-## the scale-out and rebalance tests; smaller ones run in make test
+## crash: the full crash tests: a real process killed 100 times over 100,000+
+## events, the kills spread over the whole run (some during a reprocessing),
+## 30 more in whole-transaction mode, 25 more for the stateful orders example
+## (20,000 events), then the scale-out and rebalance tests (separate disks, a
+## wiped data directory, a replica of the orders product killed); each crash
+## test prints where its kills landed. A smaller run of each is part of make test.
 crash:
-	MESHLET_CRASH_EVENTS=100000 MESHLET_CRASH_KILLS=25 MESHLET_SCALE_EVENTS=30000 \
-		MESHLET_CRASH_ORDERS_EVENTS=20000 MESHLET_REBALANCE_ORDERS_EVENTS=20000 \
-		$(GO) test -count=1 -timeout 40m -v -run 'TestCrashExactlyOnce|TestScaleOut|TestCrashOrders|TestRebalanceOrders' ./cli
+	MESHLET_CRASH_EVENTS=100000 MESHLET_CRASH_KILLS=100 MESHLET_CRASH_TX_EVENTS=30000 MESHLET_CRASH_TX_KILLS=30 \
+	MESHLET_SCALE_EVENTS=30000 MESHLET_CRASH_ORDERS_EVENTS=20000 MESHLET_CRASH_ORDERS_KILLS=25 MESHLET_REBALANCE_ORDERS_EVENTS=20000 \
+		$(GO) test -count=1 -timeout 60m -v -run 'TestCrash|TestScaleOut|TestWipeRunningDataDirectory|TestRebalanceOrders' ./cli
 
 ## fuzz: every decoder's fuzz target, FUZZTIME each
 FUZZ_CDC     := FuzzDecodeDebeziumJSON FuzzDecodeDebeziumAvro FuzzDecodeCanalJSON FuzzDecodeMaxwellJSON FuzzDecodeOggJSON FuzzTxAssembler FuzzMeshletAvro FuzzRowDecoder

@@ -93,7 +93,11 @@
 // (meshlet_changelog_fsync_seconds) and every byte written to one counted
 // (meshlet_changelog_written_bytes_total), by log, in collectors the
 // program registers where it wants. If a write or fsync fails the Log refuses all further
-// work: what reached the disk is unknown and only Open can tell.
+// work: what reached the disk is unknown and only Open can tell. Before
+// each write Append also checks that the directory and the last segment
+// are still the ones it opened; if they were removed or replaced (a wiped
+// disk) it fails with ErrRemoved the same way, since what it wrote would
+// land in unlinked files.
 //
 // A LOCK file in the directory holds an advisory flock while a Log is open,
 // so two writers cannot fork the chain. The kernel drops it when the

@@ -58,7 +58,8 @@ type Log struct {
 
 	mu         sync.Mutex
 	lock       *os.File
-	f          *os.File // last segment, append-only
+	dirInfo    os.FileInfo // dir as opened, to notice it removed or replaced
+	f          *os.File    // last segment, append-only
 	segs       []segInfo
 	curSize    int64 // bytes in the last segment
 	curEntries int   // entries in the last segment
@@ -73,6 +74,12 @@ type Log struct {
 }
 
 var errClosed = errors.New("auditlog: log closed")
+
+// ErrRemoved is returned by Append when the log's directory or its last
+// segment is no longer the one the Log opened (deleted, or replaced by a
+// new one): a wiped disk. Entries written now would go to unlinked files and
+// be lost, so the Log refuses them, and every later call, until reopened.
+var ErrRemoved = errors.New("change log directory removed while open")
 
 // ErrLocked is returned by Open while another process or Log has the log
 // open. During a rebalance the previous owner releases it between batches,
@@ -98,6 +105,9 @@ func Open(dir string, opts ...Option) (*Log, error) {
 		return nil, fmt.Errorf("auditlog: open %s: %w", dir, err)
 	}
 	l, err := openLocked(dir, o)
+	if err == nil {
+		l.dirInfo, err = os.Stat(dir)
+	}
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -227,6 +237,9 @@ func (l *Log) Append(batch []Entry) error {
 	if cap(buf) <= maxKeptBuffer {
 		l.buf, l.ends = buf, ends
 	}
+	if err := l.stillThere(); err != nil {
+		return l.fail(err)
+	}
 
 	chunk, pos, pending, pendingN := 0, 0, int64(0), 0
 	for i, end := range ends {
@@ -258,6 +271,26 @@ func (l *Log) Append(batch []Entry) error {
 	}
 	last := &batch[len(batch)-1]
 	l.seq, l.sysTime, l.hash = last.Seq, last.SystemTime, last.Hash
+	return nil
+}
+
+// stillThere checks that the directory and the last segment are the ones
+// the Log has open: two stats, next to the fsync every append makes.
+func (l *Log) stillThere() error {
+	st, err := os.Stat(l.dir)
+	if err != nil || !os.SameFile(st, l.dirInfo) {
+		return fmt.Errorf("%w: %s (a wiped or remounted disk?)", ErrRemoved, l.dir)
+	}
+	if l.f == nil {
+		return nil
+	}
+	open, err := l.f.Stat()
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(l.f.Name()); err != nil || !os.SameFile(st, open) {
+		return fmt.Errorf("%w: segment %s is gone from %s (a wiped disk?)", ErrRemoved, filepath.Base(l.f.Name()), l.dir)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -337,5 +338,47 @@ func TestWriteFailureIsSticky(t *testing.T) {
 	defer l.Close()
 	if seq, _, _ := l.Tail(); seq != 5 {
 		t.Fatalf("reopened tail %d, want 5", seq)
+	}
+}
+
+// TestAppendRefusesARemovedDirectory wipes a log's directory, or only its
+// segments, or swaps in a new directory, while the Log is open: Append must
+// refuse (the entries would go to unlinked files) and keep refusing.
+func TestAppendRefusesARemovedDirectory(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		wipe func(dir string) error
+	}{
+		{"directory removed", os.RemoveAll},
+		{"segments removed", func(dir string) error {
+			segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+			for _, s := range segs {
+				if err := os.Remove(s); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"directory replaced", func(dir string) error {
+			if err := os.RemoveAll(dir); err != nil {
+				return err
+			}
+			return os.Mkdir(dir, 0o750)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "log")
+			l := mustOpen(t, dir)
+			defer l.Close()
+			appendN(t, l, 3)
+			if err := c.wipe(dir); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if err := l.Append(entriesFor(4, 1)); !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), dir) {
+					t.Fatalf("Append after the wipe: %v, want ErrRemoved naming %s", err, dir)
+				}
+			}
+		})
 	}
 }

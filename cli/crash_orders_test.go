@@ -250,9 +250,9 @@ func (w *ordersWorld) check(dataDir string) {
 // source feeds it, then checks its output against the reference.
 func TestCrashOrders(t *testing.T) {
 	events := envInt(t, "MESHLET_CRASH_ORDERS_EVENTS", 2000)
-	kills := envInt(t, "MESHLET_CRASH_KILLS", len(crashPoints))
+	kills := envInt(t, "MESHLET_CRASH_ORDERS_KILLS", len(crashPoints))
 	w := newOrdersWorld(t, events, uint64(events))
-	fed := w.feed(w.recs, time.Duration(kills)*3*time.Second)
+	fed := feedOver(w.crashWorld, w.recs, time.Duration(kills)*3*time.Second)
 	rng := rand.New(rand.NewPCG(uint64(kills), 11))
 	died := map[string]int{}
 	for k := range kills {
@@ -297,7 +297,7 @@ func TestCrashOrders(t *testing.T) {
 func TestRebalanceOrders(t *testing.T) {
 	events := envInt(t, "MESHLET_REBALANCE_ORDERS_EVENTS", 3000)
 	w := newOrdersWorld(t, events, 99)
-	fed := w.feed(w.recs, 6*time.Second)
+	fed := feedOver(w.crashWorld, w.recs, 6*time.Second)
 	disks := []string{filepath.Join(w.dataDir, "replica-0"), filepath.Join(w.dataDir, "replica-1")}
 	start := func(i int) *child {
 		w.crashWorld.dataDir = disks[i]
@@ -338,4 +338,25 @@ func ownsState(dir string) bool {
 		}
 	}
 	return false
+}
+
+// feedOver produces recs to the input over about d, in small chunks, as a
+// live source would (the orders tests kill by time, not by progress).
+func feedOver(w *crashWorld, recs []*kgo.Record, d time.Duration) <-chan error {
+	const tick = 20 * time.Millisecond
+	chunk := max(1, len(recs)/max(1, int(d/tick)))
+	done := make(chan error, 1)
+	go func() {
+		defer close(done)
+		for len(recs) > 0 {
+			n := min(chunk, len(recs))
+			if err := w.client.ProduceSync(context.Background(), recs[:n]...).FirstErr(); err != nil {
+				done <- err
+				return
+			}
+			recs = recs[n:]
+			time.Sleep(tick)
+		}
+	}()
+	return done
 }

@@ -266,6 +266,18 @@
 // (transforms.Lookup.Corrections). State needs the changelog topic:
 // exactly once, not LocalLogOnly. See state.go.
 //
+// A replica whose data directory is deleted or replaced while it runs (a
+// wiped or remounted disk) notices at its next append: the log refuses it
+// (auditlog.ErrRemoved) instead of writing on into unlinked files, the batch
+// aborts, and the product stops with ErrFatal naming the directory. Its
+// supervisor restarts it, and the restart restores the logs from the
+// changelog topic on assignment, so nothing committed is lost. Stopping is
+// the simplest correct answer: the directory also held the checkpoint key
+// (a new one is made and published), the reprocess state and the schemas,
+// and a start rebuilds all of them on one well-tried path. With
+// LocalLogOnly there is no copy to restore from, and the restart stops on
+// the commit marker, which names entries the empty log lacks.
+//
 // What is derived is rebuilt from the log: the dedup window on assignment,
 // the index when a query reads it, and Redis's current state, from each
 // log's applied mark on: on assignment, and after an outage (a failed

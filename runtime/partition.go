@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
+	"github.com/meshlet/meshlet/ports/kafka"
 )
 
 // partition is what the runtime keeps for one assigned input partition: its
@@ -243,6 +244,17 @@ func (r *Runner) refillWindow(p *partition) error {
 // It takes the client as an argument: rebalance callbacks may run before
 // Start has stored the session.
 func (r *Runner) committedOffset(ctx context.Context, cl *kgo.Client, k partitionKey) (int64, string, bool, error) {
+	if r.cfg.delivery == ExactlyOnce {
+		// The pending transaction is most often this instance's own, from
+		// before a crash. Loading our producer id fences that process and
+		// aborts its transaction now; franz-go would load it only at the
+		// first batch, after this wait, which then lasted the whole
+		// transaction timeout.
+		if _, _, err := cl.ProducerID(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("could not initialise the transactional producer before reading committed offsets; a crashed predecessor's transaction is waited out",
+				"transactional_id", kafka.TransactionalID(r.product.Manifest.ID, r.cfg.instance), "err", err)
+		}
+	}
 	adm := kadm.NewClient(cl)
 	b := backoff{min: 50 * time.Millisecond, max: 2 * time.Second}
 	for {

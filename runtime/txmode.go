@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,13 @@ import (
 // arrived since. So a source transaction must fit in one batch (MaxBatch
 // records across its tables); a batch that can release nothing while it is
 // full is reported, since raising MaxBatch is the way out.
+//
+// While a batch holds a transaction back, gatherWhole pauses the
+// partitions that have a stop and polls the others for the rest of it, so
+// a backlog in one partition cannot keep a transaction's other parts and
+// its END out of every batch. Records behind a stop do not count against
+// MaxBatch there, so when the transaction completes, the batch can exceed
+// MaxBatch by as many records.
 
 // wholeTx is what whole-transaction mode knows of the input ports.
 type wholeTx struct {
@@ -227,15 +235,40 @@ type holdPlan struct {
 // transactions whose other parts may already be fetched for other
 // partitions: a transaction spread over partitions completes only when all
 // of it is in one batch. It stops when a poll brings nothing new or the
-// batch is full, and returns the plan for the batch it gathered.
+// batch has MaxBatch records it can process, and returns the plan for the
+// batch it gathered.
+//
+// Records behind a partition's stop cannot be processed in this batch, so
+// they do not count against MaxBatch, and those partitions are paused while
+// gathering: otherwise one partition's backlog (after a restart, say) fills
+// every poll, the parts and END the held transaction waits for never fit
+// in, and the product stalls for good. Pausing drops a partition's buffered
+// records without moving its position; putBack sets it to its stop.
 func (r *Runner) gatherWhole(ctx context.Context, fetches kgo.Fetches) (kgo.Fetches, holdPlan) {
 	decoded := map[*kgo.Record][]cdc.Change{}
+	cl := r.sess.Client()
+	paused := map[string][]int32{}
+	defer func() {
+		if len(paused) > 0 {
+			cl.ResumeFetchPartitions(paused)
+		}
+	}()
 	for {
 		h := holdPlan{decoded: decoded}
 		h.stops, h.held, h.err = r.wholeStops(ctx, fetches, decoded)
-		room := r.cfg.maxBatch - fetches.NumRecords()
+		room := r.cfg.maxBatch - (fetches.NumRecords() - h.held)
 		if h.err != nil || h.held == 0 || room <= 0 {
 			return fetches, h
+		}
+		pause := map[string][]int32{}
+		for k := range h.stops {
+			if !slices.Contains(paused[k.topic], k.partition) {
+				pause[k.topic] = append(pause[k.topic], k.partition)
+				paused[k.topic] = append(paused[k.topic], k.partition)
+			}
+		}
+		if len(pause) > 0 {
+			cl.PauseFetchPartitions(pause)
 		}
 		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		more := r.sess.PollRecords(pctx, room)

@@ -107,3 +107,71 @@ func TestWholeSourceTransactions(t *testing.T) {
 		t.Fatalf("output keys %v, want each of 200-203 once", ids)
 	}
 }
+
+// TestWholeTransactionBehindABacklog starts the product on a backlog: each
+// input partition begins with one part of transaction t and goes on with
+// hundreds of changes outside any transaction, far more than a batch. A
+// poll fills the batch from one partition, whose first record waits for t;
+// the parts and the END it waits for must still get into a batch, or the
+// product never moves again.
+func TestWholeTransactionBehindABacklog(t *testing.T) {
+	s := startStack(t)
+	s.product = wholeTxProduct(t)
+	in := s.product.Manifest.InputPorts[0].Topic
+	if err := kafka.EnsureTopics(context.Background(), s.client, map[string]int32{"dbserver1.transaction": 1}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const backlog = 250
+	var recs []*kgo.Record
+	for p := range int32(3) {
+		part := txChange(in, "t", 300+int(p), int(p)+1)
+		part.Partition = p
+		recs = append(recs, part)
+		for i := range backlog {
+			id := 1000 + int(p)*backlog + i
+			recs = append(recs, &kgo.Record{Topic: in, Partition: p, Key: fmt.Appendf(nil, `{"id":%d}`, id), Value: fmt.Appendf(nil,
+				`{"before":null,"after":{"id":%d,"name":"lone %d","description":"d","weight":1.5},"source":{"connector":"postgresql","schema":"inventory","table":"products","ts_ms":1700000000000,"lsn":%d,"txId":%d},"op":"c","transaction":null}`,
+				id, id, 20000+id, 900+id)})
+		}
+	}
+	end := txBoundary("END", "t", 3)
+	recs = append(recs, end)
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := runtime.Start(context.Background(), s.product,
+		runtime.SeedBrokers(s.brokers...), runtime.SchemaRegistry(s.registry), runtime.DataDir(s.dataDir), runtime.MaxBatch(100),
+		runtime.Logger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	want := int64(3 + 3*backlog)
+	waitUntil(t, "every change published", func() bool { return r.Stats().Records.Load() == want })
+	keys := map[string]int{}
+	for _, rec := range s.consume(s.product.Manifest.OutputPorts[0].Topic, int(want)) {
+		keys[string(rec.Key)]++
+	}
+	for key, n := range keys {
+		if n != 1 {
+			t.Errorf("key %s published %d times, want once", key, n)
+		}
+	}
+	if len(keys) != int(want) {
+		t.Errorf("%d keys published, want %d", len(keys), want)
+	}
+}

@@ -8,6 +8,11 @@
 //	MESHLET_FAILPOINTS=runtime/after-append=0.05,auditlog/torn-write=0.02
 //
 // Unset, a point costs one load of a bool.
+//
+// When MESHLET_FAILPOINTS_ARM names a file as well, the points fire only
+// once that file exists: a test lets the process run to the moment it
+// chose (so much input committed, say), creates the file, and the process
+// dies at the next point that fires.
 package failpoint
 
 import (
@@ -15,14 +20,20 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
-// EnvVar names the points to arm.
-const EnvVar = "MESHLET_FAILPOINTS"
+// EnvVar names the points to arm; ArmEnvVar the file that arms them.
+const (
+	EnvVar    = "MESHLET_FAILPOINTS"
+	ArmEnvVar = "MESHLET_FAILPOINTS_ARM"
+)
 
 var (
 	enabled bool
 	points  map[string]float64
+	armFile string
+	armed   atomic.Bool // armFile was seen: no more stat calls
 )
 
 func init() {
@@ -40,6 +51,7 @@ func init() {
 		points[name] = p
 	}
 	enabled = true
+	armFile = os.Getenv(ArmEnvVar)
 }
 
 // Fire reports whether the named point fires this time. Callers that must
@@ -49,7 +61,21 @@ func Fire(name string) bool {
 		return false
 	}
 	p, ok := points[name]
-	return ok && rand.Float64() < p
+	if !ok || !isArmed() {
+		return false
+	}
+	return rand.Float64() < p
+}
+
+func isArmed() bool {
+	if armFile == "" || armed.Load() {
+		return true
+	}
+	if _, err := os.Stat(armFile); err != nil {
+		return false
+	}
+	armed.Store(true)
+	return true
 }
 
 // Hit kills the process when the named point fires.

@@ -32,3 +32,27 @@ func TestHitKillsTheProcess(t *testing.T) {
 		t.Fatalf("child ended with %v, want killed by SIGKILL", err)
 	}
 }
+
+// TestArmFile runs the child with a point at probability 1 that must not
+// fire until the arming file exists, and then must.
+func TestArmFile(t *testing.T) {
+	if os.Getenv("FAILPOINT_CHILD") == "arm" {
+		for range 100 {
+			if Fire("test/point") {
+				os.Exit(3) // fired while the file is missing
+			}
+		}
+		if err := os.WriteFile(os.Getenv(ArmEnvVar), nil, 0o600); err != nil {
+			os.Exit(4)
+		}
+		Hit("test/point")
+		os.Exit(0) // reached only if Hit did not kill
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestArmFile$")
+	cmd.Env = append(os.Environ(), "FAILPOINT_CHILD=arm", EnvVar+"=test/point=1", ArmEnvVar+"="+t.TempDir()+"/arm")
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.String() != "signal: killed" {
+		t.Fatalf("child ended with %v, want killed by SIGKILL once armed (exit 3: fired before; 0: never fired)", err)
+	}
+}

@@ -38,8 +38,9 @@ type ChangelogReport struct {
 // changelog topic, as auditlog.Verify checks segments: each log's records
 // in order, their chain, and the newest signed checkpoint of each log in
 // the checkpoints topic. v checks the signatures; nil takes the verifier
-// key published in the checkpoints topic, which shows damage and clumsy
-// tampering but not a replaced key (give one obtained independently).
+// keys published in the checkpoints topic (one per replica disk), which
+// shows damage and clumsy tampering but not a replaced key (give one
+// obtained independently).
 // Every log gets a report; the error joins the failures.
 func VerifyChangelog(ctx context.Context, opts []kgo.Opt, product string, v note.Verifier) ([]ChangelogReport, error) {
 	topic, cpTopic := ChangelogTopic(product), CheckpointTopic(product)
@@ -60,7 +61,7 @@ func VerifyChangelog(ctx context.Context, opts []kgo.Opt, product string, v note
 
 	newest := map[string][]byte{} // log -> its largest checkpoint note
 	sizes := map[string]uint64{}
-	var published note.Verifier
+	var published []note.Verifier // in the order published
 	if cd, ok := details[cpTopic]; ok && cd.Err == nil {
 		for _, p := range cd.Partitions.Numbers() {
 			_, err := ReadPartition(ctx, opts, cpTopic, p, 0, func(r *kgo.Record) error {
@@ -69,7 +70,7 @@ func VerifyChangelog(ctx context.Context, opts []kgo.Opt, product string, v note
 					if err != nil {
 						return fmt.Errorf("%s/%d@%d: verifier key: %w", cpTopic, p, r.Offset, err)
 					}
-					published = pv
+					published = append(published, pv)
 					return nil
 				}
 				size, err := strconv.ParseUint(Header(r, HeaderCheckpointSize), 10, 64)
@@ -86,8 +87,21 @@ func VerifyChangelog(ctx context.Context, opts []kgo.Opt, product string, v note
 			}
 		}
 	}
-	if v == nil {
-		v = published
+	// Each replica signs with the key on its own disk and publishes it, so
+	// with separate disks (or a disk replaced) there are several: a log's
+	// newest checkpoint is checked with the published key that signed it.
+	keyFor := func(log string) note.Verifier {
+		if v != nil || len(published) == 0 {
+			return v
+		}
+		if n := newest[log]; n != nil {
+			for i := len(published) - 1; i >= 0; i-- {
+				if _, err := auditlog.OpenCheckpoint(n, published[i]); err == nil {
+					return published[i]
+				}
+			}
+		}
+		return published[len(published)-1]
 	}
 
 	var reports []ChangelogReport
@@ -104,7 +118,7 @@ func VerifyChangelog(ctx context.Context, opts []kgo.Opt, product string, v note
 					notes = append(notes, n)
 				}
 				var err error
-				if s, err = auditlog.NewStreamVerifier(log, notes, v); err != nil {
+				if s, err = auditlog.NewStreamVerifier(log, notes, keyFor(log)); err != nil {
 					return fmt.Errorf("log %s: %w", log, err)
 				}
 				verifiers[log] = s
