@@ -318,11 +318,26 @@ func (r *Runner) saveSchema(id int, s *schemas.Schema) error {
 		return err
 	}
 	path := filepath.Join(dir, strconv.Itoa(id)+".avsc")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(s.Published()), 0o640); err != nil {
+	// A temporary file of its own: replicas sharing a data directory
+	// save the same schema at the same moment.
+	f, err := os.CreateTemp(dir, strconv.Itoa(id)+".avsc.*.tmp")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	_, werr := f.WriteString(s.Published())
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(f.Name(), 0o640)
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+	}
+	return werr
 }
 
 // Stats returns the live counters.

@@ -2,10 +2,14 @@ package runtime
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshlet/meshlet/schemas"
 )
 
 func TestStandbyFor(t *testing.T) {
@@ -34,5 +38,34 @@ func TestRestoreProgressSaysRateAndETA(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("progress %q lacks %s", out.String(), want)
 		}
+	}
+}
+
+// Replicas that share a data directory save the same schema at the same
+// moment; neither may fail for the other's temporary file.
+func TestSaveSchemaConcurrently(t *testing.T) {
+	s, err := schemas.Parse("t", `{"type":"record","name":"R","fields":[{"name":"id","type":"long"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	errs := make(chan error, 16)
+	for range 16 {
+		go func() {
+			r := &Runner{cfg: config{dataDir: dir}}
+			errs <- r.saveSchema(1, s)
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "schemas", "1.avsc"))
+	if err != nil || string(got) != s.Published() {
+		t.Fatalf("saved schema %q, %v", got, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "schemas", "*.tmp")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
