@@ -256,6 +256,14 @@ func (c *changelog) reconcileWithTopic(ctx context.Context, r *Runner, p *partit
 			}
 		}
 	}
+	if marked && t < committed && from > 0 {
+		// A read from the position found less than the group committed:
+		// before concluding the topic lacks entries (and backfilling
+		// them, which would double any it has), read it whole.
+		if t, last, err = c.readLog(ctx, p, 0, position{}); err != nil {
+			return err
+		}
+	}
 	s := t
 	if marked {
 		s = max(committed, t)
