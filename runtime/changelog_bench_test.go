@@ -65,8 +65,14 @@ func BenchmarkRestore(b *testing.B) {
 	src.Close()
 	r := &Runner{log: slog.New(slog.NewTextHandler(io.Discard, nil)), cfg: defaultConfig()}
 	r.metrics = &metrics{changelog: auditlog.NewMetrics(nil)}
-	ch := &changelog{topic: topic, partitions: 1, opts: opts, log: r.log,
-		restored: prometheus.NewCounter(prometheus.CounterOpts{Name: "r"}), restoreTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "t"})}
+	cp, err := kgo.NewClient(opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cp.Close()
+	ch := &changelog{topic: topic, partitions: 1, opts: opts, log: r.log, cp: cp,
+		restored: prometheus.NewCounter(prometheus.CounterOpts{Name: "r"}), restoreTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "t"}),
+		remaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "left"}, []string{"log"})}
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
