@@ -70,9 +70,11 @@ type stackConfig struct {
 	inputMax int32
 }
 
-func startStackWith(t *testing.T, c stackConfig) *stack {
+// brokerAndRegistry starts a one-broker kfake cluster and the embedded
+// registry, both closed when the test ends.
+func brokerAndRegistry(t testing.TB, opts ...kfake.Opt) (*kfake.Cluster, *schemas.Embedded) {
 	t.Helper()
-	broker, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, c.broker...)...)
+	broker, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +84,13 @@ func startStackWith(t *testing.T, c stackConfig) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
+	return broker, reg
+}
+
+func startStackWith(t *testing.T, c stackConfig) *stack {
+	t.Helper()
+	broker, reg := brokerAndRegistry(t, c.broker...)
+	var err error
 
 	handler := func(ctx context.Context, c transforms.Change[products.Row]) ([]transforms.Record[products.Product], error) {
 		if after := c.After(); after != nil && after.ID == panicID {

@@ -22,7 +22,6 @@ import (
 	"github.com/meshlet/meshlet/ports/kafka"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
@@ -205,16 +204,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // auditors see: discovery, lineage, metrics, OpenLineage, forgetting a data
 // subject, and access control.
 func TestMeshEndToEnd(t *testing.T) {
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	reg, err := schemas.StartEmbedded("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	broker, reg := brokerAndRegistry(t)
+	var err error
 	redisAddr := startRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	t.Cleanup(func() { rdb.Close() })

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hamba/avro/v2"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
@@ -72,16 +71,8 @@ func customerChange(op string, lsn int64, row fanRow) *kgo.Record {
 // an unknown port is a dead letter, and the change log names the port of
 // each entry.
 func TestSeveralOutputPorts(t *testing.T) {
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	reg, err := schemas.StartEmbedded("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	broker, reg := brokerAndRegistry(t)
+	var err error
 	p, err := runtime.NewProduct(os.DirFS("testdata/fanout"), "product.yaml", fanHandler)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/auditlog"
@@ -27,7 +26,6 @@ import (
 	"github.com/meshlet/meshlet/ports/mgmt"
 	"github.com/meshlet/meshlet/ports/query"
 	"github.com/meshlet/meshlet/runtime"
-	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/snapshot"
 	"github.com/meshlet/meshlet/transforms"
 )
@@ -132,16 +130,8 @@ type snapshotWorld struct {
 
 func startSnapshotProduct(t *testing.T, url string) *snapshotWorld {
 	t.Helper()
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	reg, err := schemas.StartEmbedded("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	broker, reg := brokerAndRegistry(t)
+	var err error
 	p := snapshotProduct(t, url)
 	m := p.Manifest
 	if len(m.OutputPorts) != 1 || len(m.SnapshotPorts) != 1 {

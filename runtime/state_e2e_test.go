@@ -13,12 +13,10 @@ import (
 	"time"
 
 	"github.com/hamba/avro/v2"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshlet/meshlet/ports/kafka"
 	"github.com/meshlet/meshlet/runtime"
-	"github.com/meshlet/meshlet/schemas"
 	"github.com/meshlet/meshlet/state"
 	"github.com/meshlet/meshlet/transforms"
 )
@@ -180,16 +178,8 @@ func (s *stateStack) results(schemaText string, want map[string]string) {
 // back from the changelog topic, and a back-dated customer change
 // corrects an order enriched before the restart.
 func TestStatefulJoinRestoresState(t *testing.T) {
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	reg, err := schemas.StartEmbedded("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	broker, reg := brokerAndRegistry(t)
+	var err error
 	s := &stateStack{t: t, brokers: broker.ListenAddrs(), registry: reg.URL()}
 	if s.client, err = kgo.NewClient(kgo.SeedBrokers(s.brokers...)); err != nil {
 		t.Fatal(err)
@@ -259,16 +249,8 @@ func TestStatefulJoinRestoresState(t *testing.T) {
 }
 
 func TestStatefulRefusesUnequalPartitions(t *testing.T) {
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	reg, err := schemas.StartEmbedded("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	broker, reg := brokerAndRegistry(t)
+	var err error
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker.ListenAddrs()...))
 	if err != nil {
 		t.Fatal(err)
