@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -296,7 +297,7 @@ func (t *Txn) scan(table, prefix string, fn func(key string, vs []version) error
 			mine = append(mine, kv{key, e.versions})
 		}
 	}
-	slices.SortFunc(mine, func(a, b kv) int { return compareStrings(a.key, b.key) })
+	slices.SortFunc(mine, func(a, b kv) int { return strings.Compare(a.key, b.key) })
 	i, j := 0, 0
 	for i < len(stored) || j < len(mine) {
 		var next kv
@@ -320,16 +321,6 @@ func (t *Txn) scan(table, prefix string, fn func(key string, vs []version) error
 		}
 	}
 	return nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func fmtMicros(us int64) string { return time.UnixMicro(us).UTC().Format(time.RFC3339Nano) }
