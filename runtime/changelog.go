@@ -105,7 +105,7 @@ func startChangelog(ctx context.Context, r *Runner, verifierKey []byte) (*change
 	restoring := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshlet_changelog_restores_in_progress", ConstLabels: labels,
 		Help: "Partitions being restored from the changelog topic now."}, func() float64 { return float64(c.restoresLive.Load()) })
 	c.remaining = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshlet_changelog_restore_remaining_records", ConstLabels: labels,
-		Help: "Records of the changelog topic partition a restore in progress has still to read (to its end when the restore began)."}, []string{"log"})
+		Help: "Records of the changelog topic partition a long restore has still to read, updated with each progress report (every 2 s)."}, []string{"log"})
 	r.metrics.reg.MustRegister(c.restored, c.backfilled, c.restoreTime, restoring, c.remaining)
 	return c, nil
 }
@@ -330,9 +330,9 @@ func (c *changelog) readLog(ctx context.Context, p *partition, from int64, pos p
 		pending []auditlog.Entry
 		want    [][32]byte // the hashes the topic carries for pending
 		added   uint64
-		start   = time.Now()
-		tick    = start
-		end     = c.endOffset(ctx, p.key.partition)
+		start         = time.Now()
+		tick          = start
+		end     int64 = -1 // asked for at the first progress report: most reads end sooner
 	)
 	defer c.remaining.DeleteLabelValues(name)
 	flush := func() error {
@@ -382,11 +382,14 @@ func (c *changelog) readLog(ctx context.Context, p *partition, from int64, pos p
 			}
 		}
 		last = lastRecord{seq: e.Seq, hash: e.Hash, offset: rec.Offset}
-		if end > 0 && rec.Offset&1023 == 0 {
-			c.remaining.WithLabelValues(name).Set(float64(max(end-rec.Offset-1, 0)))
-		}
 		if time.Since(tick) > 2*time.Second {
 			tick = time.Now()
+			if end < 0 {
+				end = c.endOffset(ctx, p.key.partition)
+			}
+			if end > 0 {
+				c.remaining.WithLabelValues(name).Set(float64(max(end-rec.Offset-1, 0)))
+			}
 			c.logProgress(name, added+uint64(len(pending)), from, rec.Offset, end, tick.Sub(start))
 		}
 		return nil
